@@ -1,0 +1,172 @@
+"""Alerting config: receivers, routes, owners, policy, silences, delivery and state.
+
+Validated in two layers, like Alertmanager: each receiver checks its own fields, then
+:class:`AlertingConfig` checks cross-references (a route naming an unknown receiver) and reports
+every problem at once. Unknown keys are errors, so a typo fails at load time, not at 03:00.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Mapping, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .durations import Duration
+from .policy import PolicyConfig, Route, Silence
+from .transports import TRANSPORTS, EmailConfig, FileConfig, TeamsConfig, WebhookConfig
+from .transports._config import SecretValue
+
+ReceiverConfig = Annotated[
+    Union[TeamsConfig, EmailConfig, WebhookConfig, FileConfig],
+    Field(discriminator="type"),
+]
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names every offending field."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid dagster-monitoring config{where}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DeliveryConfig(_Strict):
+    """How hard to try. Nothing is dropped before ``max_delivery_age``."""
+
+    attempts_per_call: int = Field(default=3, ge=1, le=10, description="tries inside one router call")
+    initial_backoff: Duration = timedelta(seconds=1)
+    max_backoff: Duration = timedelta(minutes=15)
+    max_inline_wait: Duration = Field(
+        default=timedelta(seconds=5),
+        description="longest pause inside one call (e.g. for Retry-After); longer waits go to the next call",
+    )
+    max_delivery_age: Duration = Field(default=timedelta(hours=24), description="then dead-lettered with a log line")
+    lease: Duration = Field(default=timedelta(minutes=5), description="a claimed delivery is retried by others after this")
+
+
+def default_state_path() -> Path:
+    home = os.environ.get("DAGSTER_HOME")
+    base = Path(home) if home else Path.cwd() / ".dagster_monitoring"
+    return base / "dagster_monitoring" / "alert_state.db" if home else base / "alert_state.db"
+
+
+class StateConfig(_Strict):
+    """Where alert memory lives: a SQLite file by default, or a database URL (e.g. the Postgres
+    your Dagster instance uses) given through an environment variable because it holds a password."""
+
+    path: str | None = Field(default=None, description="SQLite file; default $DAGSTER_HOME/dagster_monitoring/alert_state.db")
+    url: SecretValue | None = Field(default=None, description="SQLAlchemy URL, e.g. {env: MONITORING_STATE_URL}")
+
+    @model_validator(mode="after")
+    def _one(self) -> "StateConfig":
+        if self.path and self.url:
+            raise ValueError("give either path or url, not both")
+        return self
+
+    def sqlalchemy_url(self) -> str:
+        if self.url is not None:
+            return self.url.get_secret_value()
+        path = Path(self.path) if self.path else default_state_path()
+        return f"sqlite:///{path}"
+
+
+class AlertingConfig(_Strict):
+    receivers: tuple[ReceiverConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    owners: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="owner (team:x, e-mail) -> receivers")
+    default_receivers: tuple[str, ...] = Field(default=(), description="used when no route or owner matches")
+    policy: PolicyConfig = PolicyConfig()
+    silences: tuple[Silence, ...] = ()
+    delivery: DeliveryConfig = DeliveryConfig()
+    state: StateConfig = StateConfig()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "AlertingConfig":
+        problems: list[str] = []
+        names = [r.name for r in self.receivers]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                problems.append(f"receivers: duplicate receiver name {name!r}")
+            seen.add(name)
+        known = set(names)
+
+        def check(where: str, refs: tuple[str, ...]) -> None:
+            for ref in refs:
+                if ref not in known:
+                    problems.append(f"{where}: unknown receiver {ref!r} (known: {sorted(known) or 'none'})")
+
+        for i, route in enumerate(self.routes):
+            check(f"routes[{i}].receivers", route.receivers)
+        for owner, refs in self.owners.items():
+            check(f"owners[{owner!r}]", refs)
+        check("default_receivers", self.default_receivers)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def receiver(self, name: str) -> Any:
+        for r in self.receivers:
+            if r.name == name:
+                return r
+        raise KeyError(f"no receiver named {name!r}; configured: {[r.name for r in self.receivers]}")
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    """``receivers[0].webhook_url: environment variable X is not set`` style lines."""
+    lines = []
+    for item in error.errors(include_url=False):
+        parts: list[str] = []
+        loc = list(item["loc"])
+        for i, part in enumerate(loc):
+            if isinstance(part, int):
+                parts.append(f"[{part}]")
+            elif i > 0 and isinstance(loc[i - 1], int) and part in TRANSPORTS:
+                continue  # the discriminator tag pydantic adds for union members
+            else:
+                parts.append(("." if parts else "") + str(part))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        if not parts and ": " in message:  # cross-reference problems already name their field
+            lines.extend(message.split("; "))
+            continue
+        lines.append(f"{''.join(parts) or '(top level)'}: {message}")
+    return lines
+
+
+def validate_config(model: type[BaseModel], data: Mapping[str, Any] | None, source: str | None = None, *, from_file: bool = True) -> Any:
+    """Validate ``data`` against ``model``; raise :class:`ConfigError` naming every bad field."""
+    try:
+        return model.model_validate(data or {}, context={"source": "yaml" if from_file else "python"})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc), source) from None
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(["the top level must be a mapping of keys"], str(path))
+    return data
+
+
+def load_alerting_config(path: str | os.PathLike[str]) -> AlertingConfig:
+    return validate_config(AlertingConfig, read_yaml(path), str(path))

@@ -1,0 +1,158 @@
+"""The one event vocabulary every source is adapted into.
+
+Sensors, dbt and dlt code turn what they saw into an :class:`AlertEvent`; everything downstream
+(lifecycle, routing, transports, audit) only ever sees this plain object, which is why the alert
+core never needs to import Dagster.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+FINGERPRINT_MAX_LEN = 255  # PagerDuty's dedup_key limit; also fits a VARCHAR(255) key column.
+
+
+class Severity(str, enum.Enum):
+    """How loud an event is. Ordered: WARN < ERROR < CRITICAL."""
+
+    WARN = "warn"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    @classmethod
+    def parse(cls, value: "Severity | str") -> "Severity":
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise ValueError(
+                f"unknown severity {value!r}; expected one of {[s.value for s in cls]}"
+            ) from None
+
+
+_SEVERITY_RANK = {Severity.WARN: 0, Severity.ERROR: 1, Severity.CRITICAL: 2}
+
+
+class Status(str, enum.Enum):
+    """What the source reports now. A PASSING event resolves the FAILING one with the same fingerprint."""
+
+    FAILING = "failing"
+    PASSING = "passing"
+
+
+def _require_aware(name: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(timezone.utc)
+
+
+def short_hash(text: str, length: int = 12) -> str:
+    """Stable short id for transports that need one (Jira label, ServiceNow correlation_id)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def make_fingerprint(source: str, kind: str, entity: str) -> str:
+    """``source:kind:entity``, capped at 255 chars; an over-long entity keeps a hash of the rest."""
+    fp = f"{source}:{kind}:{entity}"
+    if len(fp) <= FINGERPRINT_MAX_LEN:
+        return fp
+    digest = short_hash(fp, 16)
+    return f"{fp[: FINGERPRINT_MAX_LEN - len(digest) - 1]}~{digest}"
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """Something a source observed about one entity, at one moment.
+
+    ``details`` holds free-form context such as the offending value, the error class and
+    message; transports render it, redacted and truncated. ``links`` maps a label ("run",
+    "asset_check", "dbt_artifacts", "runbook") to a URL.
+    """
+
+    source: str
+    kind: str
+    entity: str
+    status: Status
+    severity: Severity
+    occurred_at: datetime
+    summary: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    owners: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+    next_action: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("source", "kind", "entity"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"AlertEvent.{name} must be a non-empty string, got {value!r}")
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "severity", Severity.parse(self.severity))
+        object.__setattr__(self, "occurred_at", _require_aware("AlertEvent.occurred_at", self.occurred_at))
+        object.__setattr__(self, "owners", tuple(self.owners))
+        object.__setattr__(self, "details", dict(self.details))
+        object.__setattr__(self, "tags", {str(k): str(v) for k, v in dict(self.tags).items()})
+        object.__setattr__(self, "links", dict(self.links))
+
+    @property
+    def fingerprint(self) -> str:
+        return make_fingerprint(self.source, self.kind, self.entity)
+
+    @property
+    def fingerprint_hash(self) -> str:
+        return short_hash(self.fingerprint)
+
+    @property
+    def is_failing(self) -> bool:
+        return self.status is Status.FAILING
+
+    def with_severity(self, severity: Severity) -> "AlertEvent":
+        return replace(self, severity=severity)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["status"] = self.status.value
+        data["severity"] = self.severity.value
+        data["occurred_at"] = self.occurred_at.isoformat()
+        data["owners"] = list(self.owners)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AlertEvent":
+        kwargs = dict(data)
+        kwargs["occurred_at"] = datetime.fromisoformat(kwargs["occurred_at"])
+        kwargs["owners"] = tuple(kwargs.get("owners") or ())
+        return cls(**kwargs)

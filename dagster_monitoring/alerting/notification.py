@@ -1,0 +1,181 @@
+"""What a receiver is asked to deliver: one transition of one incident.
+
+A :class:`Notification` is self-contained (event + incident snapshot) so it can sit in the
+outbox as JSON and be rendered later, after a restart, exactly as it would have been at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from .durations import format_duration
+from .events import AlertEvent, Severity
+from .lifecycle import IncidentState, Transition
+
+
+@dataclass(frozen=True)
+class IncidentSnapshot:
+    incident_id: str
+    fingerprint: str
+    first_failed_at: datetime
+    last_failed_at: datetime | None
+    failures: int
+    last_success_at: datetime | None = None
+    recovered_at: datetime | None = None
+    flaps: int = 0
+    tickets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # receiver -> {key, url}
+
+    @property
+    def broken_for(self) -> timedelta | None:
+        if self.recovered_at is None:
+            return None
+        return self.recovered_at - self.first_failed_at
+
+    @classmethod
+    def of(cls, state: IncidentState) -> "IncidentSnapshot":
+        assert state.incident_id and state.first_failed_at
+        return cls(
+            incident_id=state.incident_id,
+            fingerprint=state.fingerprint,
+            first_failed_at=state.first_failed_at,
+            last_failed_at=state.last_failed_at,
+            failures=state.consecutive_failures,
+            last_success_at=state.last_success_at,
+            recovered_at=state.resolving_since if not state.is_open else None,
+            flaps=state.flaps,
+            tickets={k: dict(v) for k, v in state.tickets.items()},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "fingerprint": self.fingerprint,
+            "first_failed_at": self.first_failed_at.isoformat(),
+            "last_failed_at": self.last_failed_at.isoformat() if self.last_failed_at else None,
+            "failures": self.failures,
+            "last_success_at": self.last_success_at.isoformat() if self.last_success_at else None,
+            "recovered_at": self.recovered_at.isoformat() if self.recovered_at else None,
+            "flaps": self.flaps,
+            "tickets": {k: dict(v) for k, v in self.tickets.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "IncidentSnapshot":
+        def dt(key: str) -> datetime | None:
+            return datetime.fromisoformat(data[key]) if data.get(key) else None
+
+        return cls(
+            incident_id=data["incident_id"],
+            fingerprint=data["fingerprint"],
+            first_failed_at=dt("first_failed_at"),  # type: ignore[arg-type]
+            last_failed_at=dt("last_failed_at"),
+            failures=int(data["failures"]),
+            last_success_at=dt("last_success_at"),
+            recovered_at=dt("recovered_at"),
+            flaps=int(data.get("flaps", 0)),
+            tickets=dict(data.get("tickets") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One (incident, transition, receiver) delivery."""
+
+    key: str  # unique: incident_id:transition:receiver:seq — the outbox dedup key
+    receiver: str
+    transition: Transition
+    severity: Severity
+    event: AlertEvent  # the latest failing event (for recoveries: the one that was failing)
+    incident: IncidentSnapshot
+    created_at: datetime
+
+    @property
+    def ticket(self) -> Mapping[str, str] | None:
+        """A ticket opened for this incident by any receiver, for linking from cards and e-mails."""
+        for ref in self.incident.tickets.values():
+            if ref.get("key"):
+                return ref
+        return None
+
+    @property
+    def status_label(self) -> str:
+        return {
+            Transition.NEW: "New",
+            Transition.ONGOING: "Ongoing",
+            Transition.REMINDER: "Ongoing (reminder)",
+            Transition.ESCALATED: "Escalated",
+            Transition.RECOVERED: "Recovered",
+        }[self.transition]
+
+    @property
+    def title(self) -> str:
+        """One line that says what broke or recovered, used as card header and e-mail subject."""
+        what = self.event.summary or f"{self.event.kind} failing"
+        if self.transition is Transition.RECOVERED:
+            return f"RECOVERED: {self.event.entity} ({self.event.source} {self.event.kind})"
+        return f"{self.severity.value.upper()} {self.status_label.upper()}: {what}"
+
+    def facts(self, now: datetime | None = None) -> list[tuple[str, str]]:
+        """The shared fact list (label, value) every human-facing transport shows."""
+        inc = self.incident
+        ev = self.event
+        rows: list[tuple[str, str]] = [
+            ("Status", self.status_label),
+            ("Severity", self.severity.value.upper()),
+            ("Entity", ev.entity),
+            ("Source", f"{ev.source} / {ev.kind}"),
+            ("Failing since", _when(inc.first_failed_at, now or self.created_at)),
+            ("Failures", str(inc.failures) + (f" ({inc.flaps} flaps)" if inc.flaps else "")),
+            ("Last success", _when(inc.last_success_at, now or self.created_at) if inc.last_success_at else "none recorded"),
+            ("Owner", ", ".join(ev.owners) if ev.owners else "unassigned"),
+        ]
+        if self.transition is Transition.RECOVERED and inc.recovered_at:
+            rows.insert(1, ("Recovered at", _utc(inc.recovered_at)))
+            rows.insert(2, ("Broken for", format_duration(inc.broken_for or timedelta(0))))
+        if ev.run_id:
+            rows.append(("Run", ev.run_id))
+        ticket = self.ticket
+        if ticket:
+            rows.append(("Ticket", ticket["key"]))
+        return rows
+
+    @property
+    def next_action(self) -> str:
+        if self.transition is Transition.RECOVERED:
+            return "No action needed. Close any follow-up you opened."
+        return self.event.next_action or "Open the run, read the error, fix the cause and re-run."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "receiver": self.receiver,
+            "transition": self.transition.value,
+            "severity": self.severity.value,
+            "event": self.event.to_dict(),
+            "incident": self.incident.to_dict(),
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Notification":
+        return cls(
+            key=data["key"],
+            receiver=data["receiver"],
+            transition=Transition(data["transition"]),
+            severity=Severity(data["severity"]),
+            event=AlertEvent.from_dict(data["event"]),
+            incident=IncidentSnapshot.from_dict(data["incident"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+        )
+
+
+def _utc(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _when(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "unknown"
+    return f"{_utc(at)} ({format_duration(now - at)} ago)"

@@ -1,0 +1,196 @@
+"""Policy as data: routes, escalation, silences and timing.
+
+Every function here is pure (event and state in, answer out) so the rules can be tested with
+tables and explained in a config file; the router only strings them together.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .durations import Duration
+from .events import AlertEvent, Severity
+
+if TYPE_CHECKING:
+    from .lifecycle import IncidentState
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Matcher(_Strict):
+    """Conditions an event must meet; every field that is set must match (AND)."""
+
+    min_severity: Severity = Severity.WARN
+    sources: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    owners: tuple[str, ...] = ()
+    entity: str | None = Field(default=None, description="glob on the entity, e.g. 'loans/*'")
+    fingerprint: str | None = Field(default=None, description="glob on source:kind:entity")
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity(cls, value: object) -> Severity:
+        return Severity.parse(value)  # type: ignore[arg-type]
+
+    def matches(self, event: AlertEvent) -> bool:
+        if event.severity < self.min_severity:
+            return False
+        if self.sources and event.source not in self.sources:
+            return False
+        if self.kinds and event.kind not in self.kinds:
+            return False
+        if any(event.tags.get(k) != v for k, v in self.tags.items()):
+            return False
+        if self.owners and not set(self.owners) & set(event.owners):
+            return False
+        if self.entity is not None and not fnmatch.fnmatchcase(event.entity, self.entity):
+            return False
+        if self.fingerprint is not None and not fnmatch.fnmatchcase(event.fingerprint, self.fingerprint):
+            return False
+        return True
+
+
+class Route(Matcher):
+    """An ordered routing rule. First match wins unless ``continue: true``.
+
+    ``min_failures`` lets a quiet receiver (a ticket queue, a wider channel) hear about an
+    incident only once it has failed that many times in a row (seed 000: low severity tickets
+    only after repeats). The receiver is told ``new`` the first time the route matches.
+    """
+
+    receivers: tuple[str, ...]
+    min_failures: int = Field(default=1, ge=1)
+    continue_: bool = Field(default=False, alias="continue")
+
+    @field_validator("receivers")
+    @classmethod
+    def _non_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("a route must name at least one receiver")
+        return value
+
+
+class EscalationRule(_Strict):
+    """Raise an ongoing incident's severity (never lower it).
+
+    Give exactly one trigger: ``after_failures`` (consecutive failures), ``after_failing_for``
+    (time since the last success, or since the first failure when no success is known) or
+    ``tags`` (e.g. an asset criticality tag ``{criticality: high}``).
+    """
+
+    to: Severity
+    after_failures: int | None = Field(default=None, ge=1)
+    after_failing_for: Duration | None = None
+    tags: dict[str, str] | None = None
+    sources: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _severity(cls, value: object) -> Severity:
+        return Severity.parse(value)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> "EscalationRule":
+        triggers = [t for t in (self.after_failures, self.after_failing_for, self.tags) if t is not None]
+        if len(triggers) != 1:
+            raise ValueError("give exactly one of after_failures, after_failing_for, tags")
+        return self
+
+    def applies(self, event: AlertEvent, state: "IncidentState") -> bool:
+        if self.sources and event.source not in self.sources:
+            return False
+        if self.kinds and event.kind not in self.kinds:
+            return False
+        if self.after_failures is not None:
+            return state.consecutive_failures >= self.after_failures
+        if self.after_failing_for is not None:
+            since = state.last_success_at or state.first_failed_at
+            return since is not None and event.occurred_at - since >= self.after_failing_for
+        assert self.tags is not None
+        return all(event.tags.get(k) == v for k, v in self.tags.items())
+
+
+class Silence(Matcher):
+    """Mute matching incidents until ``expires_at``. Silenced decisions are still recorded."""
+
+    expires_at: datetime
+    comment: str = ""
+    min_severity: Severity = Severity.WARN
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("expires_at must carry a timezone, e.g. 2026-12-01T00:00:00Z")
+        return value
+
+    def active(self, event: AlertEvent, now: datetime) -> bool:
+        return now < self.expires_at and self.matches(event)
+
+
+class PolicyConfig(_Strict):
+    """Timing of the lifecycle."""
+
+    repeat_interval: Duration = Field(default=timedelta(hours=4), description="remind while still failing")
+    flap_window: Duration = Field(
+        default=timedelta(minutes=15),
+        description="a recovery is announced only after this long without a new failure; "
+        "a failure inside the window continues the same incident",
+    )
+    escalation: tuple[EscalationRule, ...] = ()
+
+
+def effective_severity(event: AlertEvent, state: "IncidentState", rules: Iterable[EscalationRule]) -> Severity:
+    """The event's own severity raised by every escalation rule that applies (never lowered)."""
+    severity = event.severity
+    for rule in rules:
+        if rule.to > severity and rule.applies(event, state):
+            severity = rule.to
+    return severity
+
+
+def match_routes(event: AlertEvent, routes: Sequence[Route]) -> list[Route]:
+    """Routes that match, in order, stopping at the first match without ``continue``."""
+    matched: list[Route] = []
+    for route in routes:
+        if route.matches(event):
+            matched.append(route)
+            if not route.continue_:
+                break
+    return matched
+
+
+def receivers_for(
+    event: AlertEvent,
+    consecutive_failures: int,
+    routes: Sequence[Route],
+    owners_map: dict[str, tuple[str, ...]],
+    default_receivers: Sequence[str] = (),
+) -> list[str]:
+    """Receivers that should hear about this failing event now, de-duplicated, in route order."""
+    names: list[str] = []
+    any_route = False
+    for route in match_routes(event, routes):
+        any_route = True
+        if consecutive_failures >= route.min_failures:
+            names.extend(route.receivers)
+    for owner in event.owners:
+        names.extend(owners_map.get(owner, ()))
+    if not names and not any_route:
+        names.extend(default_receivers)
+    return list(dict.fromkeys(names))
+
+
+def active_silence(event: AlertEvent, silences: Sequence[Silence], now: datetime) -> Silence | None:
+    for silence in silences:
+        if silence.active(event, now):
+            return silence
+    return None

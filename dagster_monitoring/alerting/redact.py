@@ -1,0 +1,99 @@
+"""Secrets never leave the process.
+
+Config registers every secret it loads (webhook URLs, passwords, tokens). Transports pass every
+error text through :func:`redact` before returning it, and every logger of this package carries
+:class:`SecretFilter`, so a secret that slips into a message is masked before any handler sees it.
+A webhook URL is registered with its parts (path, query, query values) because HTTP libraries
+quote URLs piecemeal in their errors ("Max retries exceeded with url: /path?sig=...").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from urllib.parse import parse_qsl, quote, urlsplit
+
+MASK = "***"
+_MIN_PART = 6  # shorter fragments ("/", "v1") are not secret and would mangle text
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (and, for URLs, its identifying parts) so it is masked everywhere."""
+    if not value:
+        return
+    parts = {value}
+    if "://" in value:
+        split = urlsplit(value)
+        if split.path and len(split.path) >= _MIN_PART:
+            parts.add(split.path)
+        if split.query:
+            parts.add(split.query)
+            parts.add(f"{split.path}?{split.query}")
+            parts.update(v for _, v in parse_qsl(split.query) if len(v) >= _MIN_PART)
+        if split.password:
+            parts.add(split.password)
+    parts |= {quote(p, safe="") for p in list(parts)}
+    with _lock:
+        _secrets.update(p for p in parts if len(p) >= _MIN_PART or p == value)
+
+
+def redact(text: object) -> str:
+    """``text`` as a string with every registered secret masked (longest first)."""
+    out = str(text)
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in out:
+            out = out.replace(secret, MASK)
+    return out
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host only: enough to tell which endpoint failed, nothing that grants access."""
+    split = urlsplit(url)
+    host = split.hostname or "?"
+    port = f":{split.port}" if split.port else ""
+    return f"{split.scheme}://{host}{port}/{MASK}" if split.scheme else MASK
+
+
+def describe_error(exc: BaseException) -> str:
+    """``ExceptionClass: message`` with secrets masked; what transports return and log."""
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+class SecretFilter(logging.Filter):
+    """Masks registered secrets in a record's message and arguments before it is emitted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # pragma: no cover - a broken format string; leave it to logging
+            return True
+        record.msg = redact(message)
+        record.args = ()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.exc_text = None
+            record.exc_info = None
+            record.msg = f"{record.msg} [{describe_error(exc)}]"
+        return True
+
+
+_filter = SecretFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger of this package with the secret filter attached."""
+    logger = logging.getLogger(name)
+    if _filter not in logger.filters:
+        logger.addFilter(_filter)
+    return logger
+
+
+def clear_registered_secrets() -> None:
+    """For tests."""
+    with _lock:
+        _secrets.clear()

@@ -1,0 +1,210 @@
+"""AlertRouter: events in, at most one message per receiver per transition out.
+
+The chain per event: lifecycle (``observe``) → escalation → silences → routes/owners →
+per-receiver dedup (new / reminder / escalated / suppressed) → outbox. All of it happens in one
+transaction per call; delivery happens after the commit (see :mod:`.outbox`). Every decision
+and every delivery outcome is also handed to ``on_record`` (the audit trail's ``alert_notifications``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Mapping, Sequence
+
+from .config import AlertingConfig
+from .events import AlertEvent, Severity
+from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, observe, recovery_due
+from .notification import IncidentSnapshot, Notification
+from .outbox import Deliverer, DeliveryOutcome
+from .policy import active_silence, effective_severity, receivers_for
+from .redact import describe_error, get_logger
+from .state import SqlStateStore
+from .transports import build_transports
+from .transports.base import Transport
+
+_log = get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One router decision about one receiver (or about none, when nothing routes)."""
+
+    fingerprint: str
+    incident_id: str | None
+    transition: Transition | None  # None: healthy / resolving / unrouted
+    receiver: str | None
+    severity: Severity
+    observation: Observation
+    decided_at: datetime
+    silenced_by: str | None = None
+    event: AlertEvent | None = None
+
+    @property
+    def notifies(self) -> bool:
+        return self.transition not in (None, Transition.ONGOING) and self.silenced_by is None and self.receiver is not None
+
+
+@dataclass
+class RouterResult:
+    decisions: list[Decision] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    deliveries: list[DeliveryOutcome] = field(default_factory=list)
+
+    def extend(self, other: "RouterResult") -> None:
+        self.decisions.extend(other.decisions)
+        self.notifications.extend(other.notifications)
+        self.deliveries.extend(other.deliveries)
+
+    @property
+    def delivered(self) -> list[DeliveryOutcome]:
+        return [d for d in self.deliveries if d.delivered]
+
+
+class AlertRouter:
+    """Plain Python; share one per process. ``clock`` and ``sleep`` are injectable for tests."""
+
+    def __init__(
+        self,
+        config: AlertingConfig,
+        *,
+        store: SqlStateStore | None = None,
+        transports: Mapping[str, Transport] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] | None = None,
+        on_decision: Callable[[Sequence[Decision]], None] | None = None,
+        on_delivery: Callable[[Sequence[DeliveryOutcome]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store or SqlStateStore(config.state.sqlalchemy_url())
+        self.transports = dict(transports) if transports is not None else build_transports(config.receivers)
+        self.clock = clock
+        kwargs = {"sleep": sleep} if sleep is not None else {}
+        self.deliverer = Deliverer(self.store, self.transports, config.delivery, **kwargs)
+        self.on_decision = on_decision
+        self.on_delivery = on_delivery
+
+    # -- public API --------------------------------------------------------------------------
+
+    def process(self, events: Iterable[AlertEvent], *, deliver: bool = True) -> RouterResult:
+        """Apply events (any order; sorted by time per call), record decisions, then deliver."""
+        ordered = sorted(events, key=lambda e: e.occurred_at)
+        now = self.clock()
+        result = RouterResult()
+        with self.store.transaction() as conn:
+            states = self.store.load(conn, (e.fingerprint for e in ordered))
+            changed: dict[str, IncidentState] = {}
+            for event in ordered:
+                state = states.get(event.fingerprint) or IncidentState(event.fingerprint)
+                state = self._apply(state, event, now, result)
+                states[event.fingerprint] = changed[event.fingerprint] = state
+            self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
+            self.store.save(conn, list(changed.values()), now)
+            self.store.enqueue(conn, result.notifications)
+        self._emit_decisions(result.decisions)
+        if deliver:
+            result.deliveries = self.deliver_pending()
+        return result
+
+    def tick(self) -> RouterResult:
+        """Time-based work with no new events: announce recoveries whose flap window has
+        passed, and retry pending deliveries. Call it every sensor tick."""
+        return self.process(())
+
+    def deliver_pending(self) -> list[DeliveryOutcome]:
+        outcomes = self.deliverer.deliver_due(self.clock())
+        if outcomes and self.on_delivery:
+            try:
+                self.on_delivery(outcomes)
+            except Exception as exc:  # the audit trail must never break alerting
+                _log.error("on_delivery hook failed: %s", describe_error(exc))
+        return outcomes
+
+    def incident(self, fingerprint: str) -> IncidentState | None:
+        return self.store.get(fingerprint)
+
+    # -- the chain ---------------------------------------------------------------------------
+
+    def _apply(self, state: IncidentState, event: AlertEvent, now: datetime, result: RouterResult) -> IncidentState:
+        policy = self.config.policy
+        state, obs = observe(state, event, policy.flap_window)
+        if obs is Observation.STALE:
+            return state
+        if obs is Observation.RECOVERED:
+            self._announce_recovery(state, now, obs, result)
+            return state
+        if obs in (Observation.HEALTHY, Observation.RESOLVING):
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event))
+            return state
+
+        severity = effective_severity(event, state, policy.escalation)
+        if state.severity is None or severity > state.severity:
+            state.severity = severity
+        severity = state.severity
+        event = event if event.severity == severity else event.with_severity(severity)
+        silence = active_silence(event, self.config.silences, now)
+        names = receivers_for(event, state.consecutive_failures, self.config.routes, self.config.owners, self.config.default_receivers)
+        if not names:
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event))
+        for name in names:
+            transition = self._transition_for(state.receivers.get(name), severity, event.occurred_at)
+            decision = Decision(
+                state.fingerprint, state.incident_id, transition, name, severity, obs, now,
+                silenced_by=(silence.comment or "silence") if silence else None, event=event,
+            )
+            result.decisions.append(decision)
+            if decision.notifies:
+                state.receivers[name] = ReceiverMark(event.occurred_at, severity, transition)
+                result.notifications.append(self._notification(state, event, name, transition, severity, now))
+        return state
+
+    def _transition_for(self, mark: ReceiverMark | None, severity: Severity, at: datetime) -> Transition:
+        if mark is None:
+            return Transition.NEW
+        if severity > mark.severity:
+            return Transition.ESCALATED
+        if at - mark.notified_at >= self.config.policy.repeat_interval:
+            return Transition.REMINDER
+        return Transition.ONGOING
+
+    def _recover_due(self, resolving: list[IncidentState], now: datetime, result: RouterResult, changed: dict[str, IncidentState]) -> None:
+        flap_window = self.config.policy.flap_window
+        for state in resolving:
+            state = changed.get(state.fingerprint, state)
+            if recovery_due(state, now, flap_window):
+                state.phase = Phase.OK
+                changed[state.fingerprint] = state
+                self._announce_recovery(state, now, Observation.RECOVERED, result)
+
+    def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult) -> None:
+        event = AlertEvent.from_dict(state.last_event) if state.last_event else None
+        severity = state.severity or Severity.WARN
+        if not state.receivers:
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, None, severity, obs, now, event=event))
+        for name in state.receivers:
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, name, severity, obs, now, event=event))
+            if event is not None:
+                result.notifications.append(self._notification(state, event, name, Transition.RECOVERED, severity, now))
+
+    def _notification(self, state: IncidentState, event: AlertEvent, receiver: str, transition: Transition, severity: Severity, now: datetime) -> Notification:
+        seq = "final" if transition is Transition.RECOVERED else str(state.consecutive_failures)
+        return Notification(
+            key=f"{state.incident_id}:{transition.value}:{receiver}:{seq}",
+            receiver=receiver,
+            transition=transition,
+            severity=severity,
+            event=event,
+            incident=IncidentSnapshot.of(state),
+            created_at=now,
+        )
+
+    def _emit_decisions(self, decisions: Sequence[Decision]) -> None:
+        if decisions and self.on_decision:
+            try:
+                self.on_decision(decisions)
+            except Exception as exc:
+                _log.error("on_decision hook failed: %s", describe_error(exc))

@@ -1,0 +1,272 @@
+"""Alert memory and the outbox, in one SQLAlchemy database.
+
+SQLite (a file under ``$DAGSTER_HOME`` by default) for one machine; PostgreSQL (the server a
+production Dagster already runs) by URL. Incidents are one JSON document per fingerprint plus the
+columns queries need; every router call reads and writes them in batches inside one transaction,
+because a commit per event is what makes a state store slow.
+
+SQLite transactions start with ``BEGIN IMMEDIATE`` and Postgres claims rows with
+``FOR UPDATE SKIP LOCKED``, so two processes (the daemon and a CLI) never deliver the same row.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .lifecycle import IncidentState, Phase
+from .notification import Notification
+
+metadata = sa.MetaData()
+
+incidents = sa.Table(
+    "dm_alert_incidents",
+    metadata,
+    sa.Column("fingerprint", sa.String(255), primary_key=True),
+    sa.Column("phase", sa.String(16), nullable=False, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+
+outbox = sa.Table(
+    "dm_alert_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(400), nullable=False, unique=True),
+    sa.Column("receiver", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # pending | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Index("ix_dm_alert_outbox_due", "status", "next_attempt_at"),
+)
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+_IN_CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
+
+
+def _ts(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _from_ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    notification: Notification
+    attempts: int
+    created_at: datetime
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxUpdate:
+    id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None = None
+    external_id: str | None = None
+    delivered_at: datetime | None = None
+
+
+class SqlStateStore:
+    """The default (and, so far, only) store. Thread-safe; share one per process."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or self._make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        metadata.create_all(self.engine)
+
+    @staticmethod
+    def _make_engine(url: str) -> Engine:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if not url.startswith("sqlite"):
+            return sa.create_engine(url, pool_pre_ping=True, future=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, future=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    def load(self, conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
+        keys = list(dict.fromkeys(fingerprints))
+        found: dict[str, IncidentState] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i : i + _IN_CHUNK]
+            query = sa.select(incidents.c.fingerprint, incidents.c.state).where(incidents.c.fingerprint.in_(chunk))
+            if not self.is_sqlite:
+                query = query.with_for_update()
+            for fp, blob in conn.execute(query):
+                found[fp] = IncidentState.from_dict(json.loads(blob))
+        return found
+
+    def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime) -> None:
+        if not states:
+            return
+        rows = [
+            {"fingerprint": s.fingerprint, "phase": s.phase.value, "updated_at": _ts(now), "state": json.dumps(s.to_dict())}
+            for s in states
+        ]
+        insert = self._insert(incidents)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[incidents.c.fingerprint],
+            set_={"phase": insert.excluded.phase, "updated_at": insert.excluded.updated_at, "state": insert.excluded.state},
+        )
+        conn.execute(stmt, rows)
+
+    def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
+        query = sa.select(incidents.c.state).where(incidents.c.phase == phase.value)
+        return [IncidentState.from_dict(json.loads(blob)) for (blob,) in conn.execute(query)]
+
+    def get(self, fingerprint: str) -> IncidentState | None:
+        with self.transaction() as conn:
+            return self.load(conn, [fingerprint]).get(fingerprint)
+
+    def open_incidents(self) -> list[IncidentState]:
+        with self.transaction() as conn:
+            query = sa.select(incidents.c.state).where(incidents.c.phase != Phase.OK.value)
+            return [IncidentState.from_dict(json.loads(blob)) for (blob,) in conn.execute(query)]
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table):  # type: ignore[no-untyped-def]
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
+
+    def enqueue(self, conn: Connection, notifications: Sequence[Notification]) -> None:
+        """Add deliveries; a key already present (a replayed decision) is ignored."""
+        if not notifications:
+            return
+        rows = [
+            {
+                "key": n.key,
+                "receiver": n.receiver,
+                "fingerprint": n.incident.fingerprint,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": _ts(n.created_at),
+                "next_attempt_at": _ts(n.created_at),
+                "payload": json.dumps(n.to_dict(), default=str),
+            }
+            for n in notifications
+        ]
+        conn.execute(self._insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.key]), rows)
+
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000) -> list[OutboxItem]:
+        """Take due pending deliveries (oldest first) and lease them to this caller."""
+        with self.transaction() as conn:
+            query = (
+                sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.created_at, outbox.c.last_error)
+                .where(outbox.c.status == PENDING)
+                .where(outbox.c.next_attempt_at <= _ts(now))
+                .where(sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < _ts(now)))
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            if not self.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            for i in range(0, len(ids), _IN_CHUNK):
+                conn.execute(outbox.update().where(outbox.c.id.in_(ids[i : i + _IN_CHUNK])).values(lease_until=_ts(lease_until)))
+        return [
+            OutboxItem(r.id, Notification.from_dict(json.loads(r.payload)), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Give back leased rows that were not attempted (their receiver was down this call)."""
+        if not ids:
+            return
+        with self.transaction() as conn:
+            for i in range(0, len(ids), _IN_CHUNK):
+                conn.execute(outbox.update().where(outbox.c.id.in_(list(ids[i : i + _IN_CHUNK]))).values(lease_until=None))
+
+    def apply_updates(self, updates: Sequence[OutboxUpdate]) -> None:
+        if not updates:
+            return
+        stmt = (
+            outbox.update()
+            .where(outbox.c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                attempts=sa.bindparam("b_attempts"),
+                next_attempt_at=sa.bindparam("b_next"),
+                last_error=sa.bindparam("b_error"),
+                external_id=sa.bindparam("b_external"),
+                delivered_at=sa.bindparam("b_delivered"),
+                lease_until=None,
+            )
+        )
+        rows = [
+            {
+                "b_id": u.id,
+                "b_status": u.status,
+                "b_attempts": u.attempts,
+                "b_next": _ts(u.next_attempt_at),
+                "b_error": u.last_error,
+                "b_external": u.external_id,
+                "b_delivered": _ts(u.delivered_at) if u.delivered_at else None,
+            }
+            for u in updates
+        ]
+        with self.transaction() as conn:
+            conn.execute(stmt, rows)
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.transaction() as conn:
+            rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
+        return {status: count for status, count in rows}
+
+    def outbox_rows(self, status: str | None = None) -> list[dict]:
+        """For the CLI and tests: the outbox as plain dicts (payloads carry no secrets)."""
+        query = sa.select(outbox).order_by(outbox.c.id)
+        if status:
+            query = query.where(outbox.c.status == status)
+        with self.transaction() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

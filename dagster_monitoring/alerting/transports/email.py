@@ -1,0 +1,157 @@
+"""E-mail over SMTP with smtplib: plain, STARTTLS or implicit TLS, optional login.
+
+One multipart/alternative message (text + HTML) per transition. Message-IDs derive from the
+incident, and later messages carry ``In-Reply-To``/``References`` to the first one, so mail
+clients thread a reminder and the recovery under the original alert.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..lifecycle import Transition
+from ..notification import Notification
+from ..redact import describe_error, get_logger, redact
+from ._config import ReceiverConfigBase, SecretValue
+from .base import DeliveryResult
+
+_log = get_logger(__name__)
+_SEVERITY_COLOUR = {"warn": "#b7791f", "error": "#c53030", "critical": "#9b2c2c"}
+_LINK_TITLES = {"run": "Open run", "asset_check": "Asset check", "dbt_artifacts": "dbt artifacts", "runbook": "Runbook"}
+
+
+class EmailConfig(ReceiverConfigBase):
+    type: Literal["email"] = "email"
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535, description="default: 25 plain, 587 starttls, 465 ssl")
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    username: str | None = None
+    password: SecretValue | None = None
+    from_addr: str = Field(alias="from")
+    to: tuple[str, ...] = Field(min_length=1)
+    subject_prefix: str = "[dagster-monitoring]"
+    ca_file: str | None = Field(default=None, description="CA bundle to verify the server (default: system store)")
+    verify_tls: bool = True
+
+    model_config = ReceiverConfigBase.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> "EmailConfig":
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"none": 25, "starttls": 587, "ssl": 465}[self.security]
+
+
+def _message_id(notification: Notification, transition: str) -> str:
+    return f"<{notification.incident.incident_id}.{transition}@dagster-monitoring>"
+
+
+def build_email(config: EmailConfig, notification: Notification) -> EmailMessage:
+    ev = notification.event
+    msg = EmailMessage()
+    msg["Subject"] = redact(f"{config.subject_prefix} {notification.title}".strip())
+    msg["From"] = config.from_addr
+    msg["To"] = ", ".join(config.to)
+    msg["Date"] = format_datetime(notification.created_at)
+    if notification.transition is Transition.NEW:
+        msg["Message-ID"] = _message_id(notification, "new")
+    else:
+        msg["Message-ID"] = make_msgid(domain="dagster-monitoring")
+        msg["In-Reply-To"] = _message_id(notification, "new")
+        msg["References"] = _message_id(notification, "new")
+    msg["X-Dagster-Monitoring-Fingerprint"] = notification.incident.fingerprint
+    msg["X-Dagster-Monitoring-Transition"] = notification.transition.value
+
+    facts = notification.facts()
+    links = dict(ev.links)
+    ticket = notification.ticket
+    if ticket and ticket.get("url"):
+        links[f"Ticket {ticket['key']}"] = ticket["url"]
+    details = {k: redact(v) for k, v in ev.details.items()} if notification.transition is not Transition.RECOVERED else {}
+
+    text = [notification.title, ""]
+    if ev.summary:
+        text += [redact(ev.summary), ""]
+    text += [f"{k}: {redact(v)}" for k, v in facts]
+    if details:
+        text += ["", "Details:"] + [f"  {k}: {v}" for k, v in details.items()]
+    text += ["", f"Next action: {notification.next_action}"]
+    if links:
+        text += ["", "Links:"] + [f"  {_LINK_TITLES.get(k, k)}: {v}" for k, v in links.items()]
+    msg.set_content("\n".join(text))
+
+    colour = "#2f855a" if notification.transition is Transition.RECOVERED else _SEVERITY_COLOUR[notification.severity.value]
+    e = html.escape
+    rows = "".join(f"<tr><th align='left' style='padding:2px 12px 2px 0'>{e(k)}</th><td>{e(redact(v))}</td></tr>" for k, v in facts)
+    detail_html = "".join(
+        f"<tr><th align='left' valign='top' style='padding:2px 12px 2px 0'>{e(k)}</th><td><pre style='margin:0;white-space:pre-wrap'>{e(v)}</pre></td></tr>"
+        for k, v in details.items()
+    )
+    link_html = " · ".join(f"<a href='{e(v, quote=True)}'>{e(_LINK_TITLES.get(k, k))}</a>" for k, v in links.items())
+    body = (
+        f"<div style='font-family:sans-serif'>"
+        f"<div style='background:{colour};color:#fff;padding:8px 12px'><b>{e(notification.title)}</b></div>"
+        + (f"<p>{e(redact(ev.summary))}</p>" if ev.summary else "")
+        + f"<table>{rows}</table>"
+        + (f"<h4>Details</h4><table>{detail_html}</table>" if detail_html else "")
+        + f"<p><b>Next action:</b> {e(notification.next_action)}</p>"
+        + (f"<p>{link_html}</p>" if link_html else "")
+        + "</div>"
+    )
+    msg.add_alternative(body, subtype="html")
+    return msg
+
+
+class EmailTransport:
+    def __init__(self, config: EmailConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    def render(self, notification: Notification) -> str:
+        return build_email(self.config, notification).as_string()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.config.ca_file)
+        if not self.config.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def send(self, notification: Notification) -> DeliveryResult:
+        cfg = self.config
+        message = build_email(cfg, notification)
+        timeout = cfg.timeout.total_seconds()
+        try:
+            if cfg.security == "ssl":
+                client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.effective_port, timeout=timeout, context=self._tls_context())
+            else:
+                client = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
+            with client:
+                if cfg.security == "starttls":
+                    client.starttls(context=self._tls_context())
+                if cfg.username and cfg.password:
+                    client.login(cfg.username, cfg.password.get_secret_value())
+                refused = client.send_message(message)
+        except smtplib.SMTPAuthenticationError as exc:
+            return DeliveryResult.failure(f"SMTP login failed for {cfg.username}: {exc.smtp_code}", retryable=False)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return DeliveryResult.failure(f"all recipients refused: {sorted(exc.recipients)}", retryable=False)
+        except smtplib.SMTPResponseException as exc:
+            return DeliveryResult.failure(f"SMTP {exc.smtp_code}: {redact(exc.smtp_error)}", retryable=400 <= exc.smtp_code < 500)
+        except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+            return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=True)
+        if refused:  # delivered to the others; retrying would duplicate their copy
+            _log.warning("receiver %s: recipients refused: %s", self.name, sorted(refused))
+        return DeliveryResult.success(external_id=str(message["Message-ID"]))

@@ -1,0 +1,78 @@
+"""``dagster-monitoring``: check a config, send a test alert, and (later issues) run the demo
+and query the audit trail."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from .alerting.config import ConfigError
+from .alerting.lifecycle import Transition
+from .alerting.outbox import attempt_delivery
+from .alerting.sample import sample_notification
+from .alerting.transports import build_transports
+from .config import MonitoringConfig, load_config
+
+
+def _load(path: str) -> MonitoringConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="log delivery attempts")
+def main(verbose: bool) -> None:
+    """Stateful alerts, audit trail and data-quality checks for Dagster."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command("validate-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+def validate_config_cmd(file: str) -> None:
+    """Validate FILE; print every problem with the field it is in (exit 2 if any)."""
+    config = _load(file)
+    click.echo(
+        f"OK: {file}: {len(config.receivers)} receiver(s) "
+        f"({', '.join(f'{r.name}:{r.type}' for r in config.receivers) or 'none'}), "
+        f"{len(config.routes)} route(s), {len(config.silences)} silence(s); "
+        f"state at {'<url from environment>' if config.state.url else config.state.sqlalchemy_url()}"
+    )
+
+
+@main.command("send-test")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML")
+@click.option("--receiver", required=True, help="receiver name from the config")
+@click.option("--transition", type=click.Choice([t.value for t in Transition if t is not Transition.ONGOING]), default="new", show_default=True)
+@click.option("--dry-run", is_flag=True, help="print the exact payload and send nothing")
+def send_test(config_path: str, receiver: str, transition: str, dry_run: bool) -> None:
+    """Send a sample failure alert through one receiver, to check its webhook or mailbox."""
+    config = _load(config_path)
+    try:
+        receiver_config = config.receiver(receiver)
+    except KeyError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(2)
+    transport = build_transports([receiver_config])[receiver]
+    notification = sample_notification(receiver, Transition(transition), base_url=config.dagster_base_url or "http://localhost:3000")
+    if dry_run:
+        payload = transport.render(notification)
+        click.echo(payload if isinstance(payload, str) else json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    result, tries = attempt_delivery(transport, notification, config.delivery)
+    if result.ok:
+        extra = f" ({result.external_id})" if result.external_id else ""
+        click.echo(f"sent sample {transition} alert to {receiver} ({receiver_config.type}) in {tries} attempt(s){extra}")
+        return
+    hint = "will not help to retry" if not result.retryable else "retryable"
+    click.echo(f"error: {receiver} ({receiver_config.type}) failed after {tries} attempt(s), {hint}: {result.error}", err=True)
+    sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""The CLI through click's runner and as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from click.testing import CliRunner
+
+from dagster_monitoring.cli import main
+
+
+def local_config(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        f"receivers:\n  - {{name: local, type: file, path: {tmp_path / 'alerts.jsonl'}}}\n"
+        f"  - {{name: teams, type: teams, webhook_url: {{env: DM_TEST_HOOK}}}}\n"
+        "dagster_base_url: https://dagster.example.com\n"
+    )
+    return path
+
+
+def test_validate_config_ok_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("DM_TEST_HOOK", "https://example.invalid/workflows/x?sig=cli-secret-123")
+    ok = CliRunner().invoke(main, ["validate-config", str(local_config(tmp_path))])
+    assert ok.exit_code == 0 and "2 receiver(s) (local:file, teams:teams)" in ok.output
+    assert "cli-secret-123" not in ok.output
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("receivers:\n  - {name: a, type: file, pth: x}\n")
+    result = CliRunner().invoke(main, ["validate-config", str(bad)])
+    assert result.exit_code == 2
+    assert "receivers[0].pth: unknown key" in result.output
+
+
+def test_send_test_to_file_receiver_writes_one_alert(tmp_path, monkeypatch):
+    monkeypatch.setenv("DM_TEST_HOOK", "https://example.invalid/workflows/x?sig=cli-secret-123")
+    result = CliRunner().invoke(main, ["send-test", "--config", str(local_config(tmp_path)), "--receiver", "local"])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    sent = json.loads(lines[0])
+    assert sent["transition"] == "new" and sent["severity"] == "critical"
+    assert sent["event"]["links"]["run"].startswith("https://dagster.example.com/runs/")
+
+
+def test_send_test_dry_run_prints_the_exact_teams_payload_and_sends_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DM_TEST_HOOK", "http://127.0.0.1:9/workflows/x?sig=cli-secret-123")  # nothing listens there
+    result = CliRunner().invoke(main, ["send-test", "--config", str(local_config(tmp_path)), "--receiver", "teams", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["type"] == "message"
+    assert payload["attachments"][0]["content"]["version"] == "1.5"
+    assert "cli-secret-123" not in result.output
+
+
+def test_send_test_failure_is_reported_without_the_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("DM_TEST_HOOK", "http://127.0.0.1:9/workflows/x?sig=cli-secret-123")
+    cfg = local_config(tmp_path)
+    cfg.write_text(cfg.read_text() + "delivery: {attempts_per_call: 1}\n")
+    result = CliRunner().invoke(main, ["send-test", "--config", str(cfg), "--receiver", "teams"])
+    assert result.exit_code == 1
+    assert "teams (teams) failed after 1 attempt(s), retryable" in result.output
+    assert "cli-secret-123" not in result.output and "/workflows/x" not in result.output
+
+
+def test_unknown_receiver_lists_the_configured_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("DM_TEST_HOOK", "https://h/x?sig=abcdefgh")
+    result = CliRunner().invoke(main, ["send-test", "--config", str(local_config(tmp_path)), "--receiver", "nope"])
+    assert result.exit_code == 2 and "configured: ['local', 'teams']" in result.output
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("dagster-monitoring") or ".venv/bin/dagster-monitoring"
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "send-test" in proc.stdout and "validate-config" in proc.stdout
