@@ -83,6 +83,8 @@ class SecretFilter(logging.Filter):
 
 
 _filter = SecretFilter()
+# HTTP libraries log request lines (path and query included) at DEBUG; mask those too.
+THIRD_PARTY_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "requests")
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -91,6 +93,12 @@ def get_logger(name: str) -> logging.Logger:
     if _filter not in logger.filters:
         logger.addFilter(_filter)
     return logger
+
+
+def protect_third_party_loggers() -> None:
+    """Attach the secret filter to the loggers of the HTTP stack the transports use."""
+    for name in THIRD_PARTY_LOGGERS:
+        get_logger(name)
 
 
 def clear_registered_secrets() -> None:

@@ -17,7 +17,12 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 import requests
 
 from ..notification import Notification
-from ..redact import describe_error, redact
+from ..redact import describe_error, get_logger, redact
+
+# urllib3 quotes request URLs (path and query: a webhook's signature) in its log lines; give its
+# loggers the secret filter too, so DEBUG logging does not leak a webhook URL.
+for _name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+    get_logger(_name)
 
 DEFAULT_RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -82,7 +87,7 @@ def classify_http(
     if 200 <= status < 300:
         return DeliveryResult.success(status_code=status)
     retryable = status in retry_codes or status >= 500
-    hint = f": {body_hint[:200]}" if body_hint else ""
+    hint = f": {redact(body_hint)[:200]}" if body_hint else ""  # redact first: a cut secret is not masked
     return DeliveryResult.failure(
         f"HTTP {status}{hint}",
         retryable=retryable,
@@ -127,4 +132,4 @@ def post_and_classify(
         return DeliveryResult.failure(f"timeout after {poster.timeout:g}s ({describe_error(exc)})", retryable=True)
     except requests.RequestException as exc:
         return DeliveryResult.failure(describe_error(exc), retryable=True)
-    return classify_http(response.status_code, response.headers, retry_codes=retry_codes, body_hint=response.text[:200])
+    return classify_http(response.status_code, response.headers, retry_codes=retry_codes, body_hint=response.text[:4000])

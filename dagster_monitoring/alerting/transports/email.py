@@ -150,6 +150,8 @@ class EmailTransport:
             return DeliveryResult.failure(f"all recipients refused: {sorted(exc.recipients)}", retryable=False)
         except smtplib.SMTPResponseException as exc:
             return DeliveryResult.failure(f"SMTP {exc.smtp_code}: {redact(exc.smtp_error)}", retryable=400 <= exc.smtp_code < 500)
+        except ssl.SSLCertVerificationError as exc:  # a wrong CA or host name needs a human, not retries
+            return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=False)
         except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
             return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=True)
         if refused:  # delivered to the others; retrying would duplicate their copy

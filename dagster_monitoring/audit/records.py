@@ -1,0 +1,242 @@
+"""Audit records: one immutable fact each, validated before it reaches a sink.
+
+Each record class mirrors one table of ``audit_sql/tables`` (a test checks the columns match the
+DDL). ``event_id`` is deterministic (derived from the fact's natural key unless given), so
+writing the same fact twice is one row. Timestamps must be timezone-aware and are stored in UTC;
+a missing required field or a naive timestamp fails with an error naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from ..alerting.redact import redact
+
+MAX_MESSAGE_CHARS = 4000
+
+
+class AuditRecordError(ValueError):
+    """A record that cannot be written; the message names the table and field."""
+
+
+def _hash_id(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def _truncate(text: str | None, limit: int = MAX_MESSAGE_CHARS) -> str | None:
+    if text is None:
+        return None
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class AuditRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    TABLE: ClassVar[str]
+    KEY_FIELDS: ClassVar[tuple[str, ...]]  # the natural key event_id is derived from
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+    TEXT_FIELDS: ClassVar[tuple[str, ...]] = ()  # redacted and truncated
+
+    event_id: str = ""
+    event_ts: datetime
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _aware_utc(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"{info.field_name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+            return value.astimezone(timezone.utc)
+        return value
+
+    @model_validator(mode="after")
+    def _derive(self) -> "AuditRecord":
+        for name in self.TEXT_FIELDS:
+            object.__setattr__(self, name, _truncate(getattr(self, name)))
+        if not self.event_id:
+            object.__setattr__(self, "event_id", _hash_id(self.TABLE, *(getattr(self, f) for f in self.KEY_FIELDS)))
+        return self
+
+    def to_row(self, ingested_at: datetime) -> dict[str, Any]:
+        """Column -> value, JSON columns serialised, timestamps as aware UTC datetimes."""
+        row = self.model_dump()
+        for name in self.JSON_FIELDS:
+            if row[name] is not None:
+                row[name] = json.dumps(row[name], default=str, sort_keys=True)
+        row["ingested_at"] = ingested_at
+        return row
+
+    @classmethod
+    def build(cls, **fields: Any) -> "AuditRecord":
+        """Validate, raising :class:`AuditRecordError` that names the table and fields."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: "
+                f"{'field required' if e['type'] == 'missing' else e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)
+            )
+            raise AuditRecordError(f"invalid {cls.TABLE} record: {problems}") from None
+
+
+class RunRecord(AuditRecord):
+    TABLE = "runs"
+    KEY_FIELDS = ("run_id", "status")
+    JSON_FIELDS = ("tags",)
+    TEXT_FIELDS = ("error_class", "error_message")
+
+    run_id: str
+    job_name: str
+    status: str
+    code_location: str | None = None
+    partition_key: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    owners: str | None = None
+    run_url: str | None = None
+    tags: dict[str, Any] | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        value = value.upper()
+        allowed = {"STARTED", "SUCCESS", "FAILURE", "CANCELED"}
+        if value not in allowed:
+            raise ValueError(f"must be one of {sorted(allowed)}")
+        return value
+
+
+class AssetMaterializationRecord(AuditRecord):
+    TABLE = "asset_materializations"
+    KEY_FIELDS = ("run_id", "asset_key", "partition_key", "step_key", "event_ts")
+    JSON_FIELDS = ("metadata",)
+
+    run_id: str
+    asset_key: str
+    job_name: str | None = None
+    partition_key: str | None = None
+    step_key: str | None = None
+    row_count: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AssetCheckEvaluationRecord(AuditRecord):
+    TABLE = "asset_check_evaluations"
+    KEY_FIELDS = ("run_id", "asset_key", "check_name", "event_ts")
+    JSON_FIELDS = ("metadata",)
+    TEXT_FIELDS = ("description",)
+
+    asset_key: str
+    check_name: str
+    passed: bool
+    severity: str
+    run_id: str | None = None
+    job_name: str | None = None
+    blocking: bool | None = None
+    description: str | None = None
+    owners: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"WARN", "ERROR"}:
+            raise ValueError("must be WARN or ERROR")
+        return value
+
+
+class DbtTestResultRecord(AuditRecord):
+    TABLE = "dbt_test_results"
+    KEY_FIELDS = ("invocation_id", "unique_id")
+    JSON_FIELDS = ("tags",)
+    TEXT_FIELDS = ("message",)
+
+    invocation_id: str
+    unique_id: str
+    test_name: str
+    status: str
+    is_critical: bool = False
+    run_id: str | None = None
+    model: str | None = None
+    failures: int | None = None
+    message: str | None = None
+    tags: list[str] | None = None
+    execution_time_s: float | None = None
+    compiled_path: str | None = None
+    owners: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        value = value.lower()
+        allowed = {"pass", "warn", "fail", "error", "skipped"}
+        if value not in allowed:
+            raise ValueError(f"must be one of {sorted(allowed)}")
+        return value
+
+
+class DltLoadRecord(AuditRecord):
+    TABLE = "dlt_loads"
+    KEY_FIELDS = ("pipeline_name", "load_id", "table_name")
+    JSON_FIELDS = ("schema_changes",)
+
+    pipeline_name: str
+    load_id: str
+    table_name: str
+    dataset_name: str | None = None
+    rows_loaded: int | None = None
+    schema_changes: dict[str, Any] | None = None
+    run_id: str | None = None
+
+
+class AlertNotificationRecord(AuditRecord):
+    TABLE = "alert_notifications"
+    KEY_FIELDS = ("record_type", "fingerprint", "incident_id", "receiver", "transition", "observation", "event_ts", "delivery_status", "attempts")
+    TEXT_FIELDS = ("error",)
+
+    record_type: str  # decision | delivery
+    fingerprint: str
+    incident_id: str | None = None
+    source: str | None = None
+    kind: str | None = None
+    entity: str | None = None
+    transition: str | None = None
+    observation: str | None = None
+    receiver: str | None = None
+    severity: str | None = None
+    silenced_by: str | None = None
+    delivered: bool | None = None
+    delivery_status: str | None = None
+    attempts: int | None = None
+    error: str | None = None
+    ticket_key: str | None = None
+    run_id: str | None = None
+
+
+RECORD_TYPES: tuple[type[AuditRecord], ...] = (
+    RunRecord,
+    AssetMaterializationRecord,
+    AssetCheckEvaluationRecord,
+    DbtTestResultRecord,
+    DltLoadRecord,
+    AlertNotificationRecord,
+)
+BY_TABLE: Mapping[str, type[AuditRecord]] = {r.TABLE: r for r in RECORD_TYPES}
+
+
+def group_by_table(records: Iterable[AuditRecord]) -> dict[str, list[AuditRecord]]:
+    grouped: dict[str, list[AuditRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.TABLE, []).append(record)
+    return grouped

@@ -1,0 +1,92 @@
+"""Secrets (webhook URLs, SMTP passwords, tokens) never appear in a log record, an error, a
+payload or a stored row — checked with every transport failing against real local servers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import sqlalchemy as sa
+
+from dagster_monitoring.alerting.sample import sample_notification
+from dagster_monitoring.alerting.state import incidents, outbox
+from dagster_monitoring.alerting.transports import build_transports
+from dagster_monitoring.alerting.lifecycle import Transition
+
+from .helpers.factories import make_event, make_router
+from .helpers.http_server import LocalHTTPServer, Response
+from .helpers.smtp_server import SmtpServer, TlsFiles, free_port
+
+SIG = "sig-Zq8vX2Lm9Pq4Rt7Yw1"
+TOKEN = "tok-8f7e6d5c4b3a2918"
+PASSWORD = "smtp-pw-Kx93!fj2"
+SECRETS = [SIG, TOKEN, PASSWORD]
+
+
+def assert_clean(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"secret leaked in {where}: {text[:300]}"
+
+
+def test_no_secret_leaks_when_every_transport_fails(tmp_path, clock, caplog):
+    tls = TlsFiles(tmp_path)
+    with LocalHTTPServer(default=Response(500, "upstream broke")) as teams_srv, \
+         LocalHTTPServer(default=Response(401, {"error": "bad token"})) as hook_srv, \
+         SmtpServer("starttls", tls=tls, username="alerts", password="the-right-one") as smtp:
+        teams_url = teams_srv.url(f"/workflows/abc123/triggers/manual/paths/invoke?api-version=1&sig={SIG}")
+        hook_url = hook_srv.url(f"/hooks/{TOKEN}")
+        down_port = free_port()
+        config = {
+            "receivers": [
+                {"type": "teams", "name": "teams", "webhook_url": teams_url, "timeout": "2s"},
+                {"type": "webhook", "name": "hook", "url": hook_url, "headers": {"Authorization": f"Bearer {TOKEN}"}},
+                {"type": "email", "name": "mail", "host": smtp.host, "port": smtp.port, "security": "starttls",
+                 "ca_file": str(tls.ca_file), "username": "alerts", "password": PASSWORD,
+                 "from": "alerts@example.com", "to": ["oncall@example.com"]},
+                {"type": "teams", "name": "teams-down", "webhook_url": f"http://127.0.0.1:{down_port}/wf?sig={SIG}", "timeout": "1s"},
+            ],
+            "routes": [{"receivers": ["teams", "hook", "mail", "teams-down"]}],
+            "policy": {"flap_window": "0s"},
+            "delivery": {"attempts_per_call": 2},
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+        router = make_router(config, clock)
+        with caplog.at_level(logging.DEBUG):
+            result = router.process([make_event(details={"error": "boom"})])
+            clock.advance(hours=1)
+            result.extend(router.tick())
+
+        # every receiver was really tried and failed
+        assert len(teams_srv.requests) >= 2 and len(hook_srv.requests) >= 1
+        assert hook_srv.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"  # the secret reached the server
+        assert smtp.handler.logins and not any(ok for _, ok in smtp.handler.logins)
+        assert result.deliveries and not any(d.delivered for d in result.deliveries)
+        assert {d.notification.receiver for d in result.deliveries} == {"teams", "hook", "mail", "teams-down"}
+
+        # ... and no secret in errors, logs, payloads or stored rows
+        for outcome in result.deliveries:
+            assert_clean(outcome.error or "", f"error of {outcome.notification.receiver}")
+        assert caplog.records, "expected delivery failures to be logged"
+        for record in caplog.records:
+            assert_clean(record.getMessage(), f"log record {record.name}")
+        for name, transport in router.transports.items():
+            assert_clean(json.dumps(transport.render(result.deliveries[0].notification), default=str), f"{name} payload")
+        with router.store.engine.connect() as conn:
+            for table in (incidents, outbox):
+                for row in conn.execute(sa.select(table)):
+                    assert_clean(json.dumps(dict(row._mapping), default=str), f"{table.name} row")
+
+
+def test_urllib3_debug_lines_are_masked(tmp_path, caplog):
+    with LocalHTTPServer(default=Response(202)) as srv:
+        url = srv.url(f"/workflows/x?sig={SIG}")
+        transport = build_transports(make_router({
+            "receivers": [{"type": "teams", "name": "t", "webhook_url": url}],
+            "state": {"path": str(tmp_path / "s.db")},
+        }).config.receivers)["t"]
+        with caplog.at_level(logging.DEBUG):
+            assert transport.send(sample_notification("t", Transition.NEW)).ok
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("POST" in line for line in lines)  # urllib3 did log the request line
+    for line in lines:
+        assert_clean(line, "urllib3 log")
