@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS dagster_audit.asset_check_evaluations (
   blocking BOOL,
   description STRING,
   owners STRING,
+  run_url STRING,
   metadata JSON,
   ingested_at TIMESTAMP NOT NULL,
   PRIMARY KEY (event_id) NOT ENFORCED

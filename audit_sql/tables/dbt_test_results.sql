@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS dagster_audit.dbt_test_results (
   execution_time_s FLOAT64,
   compiled_path STRING,
   owners STRING,
+  run_url STRING,
   ingested_at TIMESTAMP NOT NULL,
   PRIMARY KEY (event_id) NOT ENFORCED
 )

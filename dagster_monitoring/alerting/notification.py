@@ -110,12 +110,19 @@ class Notification:
         }[self.transition]
 
     @property
-    def title(self) -> str:
-        """One line that says what broke or recovered, used as card header and e-mail subject."""
-        what = self.event.summary or f"{self.event.kind} failing"
+    def headline(self) -> str:
+        """What broke (or what recovered), in words: the card header."""
+        ev = self.event
         if self.transition is Transition.RECOVERED:
-            return f"RECOVERED: {self.event.entity} ({self.event.source} {self.event.kind})"
-        return f"{self.severity.value.upper()} {self.status_label.upper()}: {what}"
+            return f"{ev.entity} recovered ({ev.source} {ev.kind.replace('_', ' ')})"
+        return ev.summary or f"{ev.source} {ev.kind.replace('_', ' ')} failing: {ev.entity}"
+
+    @property
+    def title(self) -> str:
+        """One line with severity and status, for e-mail subjects and plain-text receivers."""
+        if self.transition is Transition.RECOVERED:
+            return f"RECOVERED: {self.event.entity} ({self.event.source} {self.event.kind.replace('_', ' ')})"
+        return f"{self.severity.value.upper()} {self.status_label.upper()}: {self.headline}"
 
     def facts(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """The shared fact list (label, value) every human-facing transport shows."""
@@ -132,8 +139,12 @@ class Notification:
             ("Owner", ", ".join(ev.owners) if ev.owners else "unassigned"),
         ]
         if self.transition is Transition.RECOVERED and inc.recovered_at:
-            rows.insert(1, ("Recovered at", _utc(inc.recovered_at)))
-            rows.insert(2, ("Broken for", format_duration(inc.broken_for or timedelta(0))))
+            rows = [r for r in rows if r[0] not in ("Last success", "Failing since")]
+            rows[1:1] = [
+                ("Recovered at", _utc(inc.recovered_at)),
+                ("Broken for", format_duration(inc.broken_for or timedelta(0))),
+                ("Failing since", _utc(inc.first_failed_at)),
+            ]
         if ev.run_id:
             rows.append(("Run", ev.run_id))
         ticket = self.ticket

@@ -145,6 +145,7 @@ class AssetCheckEvaluationRecord(AuditRecord):
     blocking: bool | None = None
     description: str | None = None
     owners: str | None = None
+    run_url: str | None = None
     metadata: dict[str, Any] | None = None
 
     @field_validator("severity")
@@ -175,6 +176,7 @@ class DbtTestResultRecord(AuditRecord):
     execution_time_s: float | None = None
     compiled_path: str | None = None
     owners: str | None = None
+    run_url: str | None = None
 
     @field_validator("status")
     @classmethod

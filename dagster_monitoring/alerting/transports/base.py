@@ -17,12 +17,10 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 import requests
 
 from ..notification import Notification
-from ..redact import describe_error, get_logger, redact
+from ..redact import describe_error, protect_third_party_loggers, redact
 
-# urllib3 quotes request URLs (path and query: a webhook's signature) in its log lines; give its
-# loggers the secret filter too, so DEBUG logging does not leak a webhook URL.
-for _name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
-    get_logger(_name)
+# urllib3 quotes request URLs (path and query: a webhook's signature) in its DEBUG lines.
+protect_third_party_loggers()
 
 DEFAULT_RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})
 

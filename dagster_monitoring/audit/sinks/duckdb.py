@@ -42,11 +42,26 @@ class DuckDBSink:
     def __init__(self, path: str | Path, dataset: str = "dagster_audit") -> None:
         self.path = Path(path)
         self.dataset = dataset
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._initialised = False
+        self._session: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def session(self) -> Iterator["DuckDBSink"]:
+        """Hold one connection for several writes (a sensor tick, a backfill): opening and
+        closing a DuckDB file costs ~25 ms, more than writing 1,000 rows."""
+        with self._lock, self.connect() as con:
+            self._session = con
+            try:
+                yield self
+            finally:
+                self._session = None
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._session is not None:
+            yield self._session
+            return
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
