@@ -283,3 +283,29 @@ def test_batch_with_mixed_fingerprints_is_ordered_by_time(tmp_path, clock):
         ("job_a", "new"), ("job_b", "new"), ("job_b", "recovered"),
     ]
     assert router.incident("dagster:run:job_a").consecutive_failures == 2
+
+
+def test_a_ticket_opened_by_one_receiver_is_kept_and_shown_to_later_deliveries(tmp_path, clock):
+    from dagster_monitoring.alerting import DeliveryResult
+
+    class Ticketing(RecordingTransport):
+        def send(self, notification):
+            super().send(notification)
+            mine = notification.incident.tickets.get(self.name)
+            if mine:  # an update of the ticket opened earlier
+                return DeliveryResult.success(external_id=mine["key"], ticket=True)
+            return DeliveryResult.success(external_id="DATA-7", external_url="https://jira.example/browse/DATA-7", ticket=True)
+
+    jira, teams = Ticketing("jira"), RecordingTransport("teams")
+    router = router_with(tmp_path, clock, [jira, teams], policy={"flap_window": "0s", "repeat_interval": "1h"})
+    fail(router, clock, minutes=61)
+    state = router.incident("dagster:run:loans_daily")
+    assert state.tickets["jira"]["key"] == "DATA-7"
+    fail(router, clock)  # reminder: both receivers hear it, with the ticket
+    succeed(router, clock)
+    assert [n.transition.value for n in teams.delivered] == ["new", "reminder", "recovered"]
+    assert teams.delivered[0].ticket is None  # opened in the same call, in parallel
+    assert teams.delivered[1].ticket["key"] == "DATA-7" and teams.delivered[2].ticket["url"].endswith("DATA-7")
+    assert [n.incident.tickets.get("jira", {}).get("key") for n in jira.delivered] == [None, "DATA-7", "DATA-7"]
+    fail(router, clock)  # a new incident starts without the old ticket
+    assert jira.delivered[-1].incident.tickets == {}

@@ -6,7 +6,7 @@ outbox as JSON and be rendered later, after a restart, exactly as it would have 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
@@ -90,6 +90,13 @@ class Notification:
     event: AlertEvent  # the latest failing event (for recoveries: the one that was failing)
     incident: IncidentSnapshot
     created_at: datetime
+
+    def with_tickets(self, tickets: Mapping[str, Mapping[str, str]]) -> "Notification":
+        """The same notification with the incident's current tickets (known at delivery time,
+        possibly opened after this notification was queued)."""
+        if not tickets or tickets == self.incident.tickets:
+            return self
+        return replace(self, incident=replace(self.incident, tickets={k: dict(v) for k, v in tickets.items()}))
 
     @property
     def ticket(self) -> Mapping[str, str] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Sequence
 
@@ -37,6 +37,7 @@ class DeliveryOutcome:
     error: str | None = None
     external_id: str | None = None
     external_url: str | None = None
+    ticket: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -93,6 +94,12 @@ class Deliverer:
         items = self.store.claim_due(now, now + self.config.lease, limit)
         if not items:
             return []
+        tickets = self.store.tickets_for({i.notification.incident.fingerprint for i in items})
+        if tickets:
+            items = [
+                replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {})))
+                for i in items
+            ]
         by_receiver: OrderedDict[str, list[OutboxItem]] = OrderedDict()
         for item in items:
             by_receiver.setdefault(item.notification.receiver, []).append(item)
@@ -117,6 +124,14 @@ class Deliverer:
                 outcomes.append(outcome)
         self.store.apply_updates(updates)
         self.store.release(released)
+        self.store.record_tickets(
+            [
+                (o.notification.incident.fingerprint, o.notification.incident.incident_id, o.notification.receiver, o.external_id, o.external_url)
+                for o in outcomes
+                if o.delivered and o.ticket and o.external_id
+            ],
+            now,
+        )
         return outcomes
 
     # -- per receiver (runs in a worker thread) ----------------------------------------------
@@ -157,7 +172,7 @@ class Deliverer:
             _log.info("delivered %s %s to %s (attempt %d)", n.transition.value, n.incident.fingerprint, n.receiver, attempts)
             return (
                 OutboxUpdate(item.id, DELIVERED, attempts, now, None, result.external_id, now),
-                DeliveryOutcome(n, DELIVERED, attempts, None, result.external_id, result.external_url),
+                DeliveryOutcome(n, DELIVERED, attempts, None, result.external_id, result.external_url, result.ticket),
             )
         error = result.error or "unknown error"
         if now - item.created_at >= self.config.max_delivery_age:

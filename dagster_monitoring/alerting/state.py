@@ -154,6 +154,29 @@ class SqlStateStore:
         )
         conn.execute(stmt, rows)
 
+    def tickets_for(self, fingerprints: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
+        """fingerprint -> receiver -> {key, url, incident_id} of the current incident."""
+        with self.transaction() as conn:
+            return {fp: s.tickets for fp, s in self.load(conn, fingerprints).items() if s.tickets}
+
+    def record_tickets(self, entries: Sequence[tuple[str, str, str, str, str | None]], now: datetime) -> None:
+        """Remember tickets opened by receivers: (fingerprint, incident_id, receiver, key, url).
+        A ticket of an incident that has since closed and reopened is not attached to the new one."""
+        if not entries:
+            return
+        with self.transaction() as conn:
+            states = self.load(conn, [e[0] for e in entries])
+            changed = []
+            for fp, incident_id, receiver, key, url in entries:
+                state = states.get(fp)
+                if state is None or state.incident_id != incident_id:
+                    continue
+                known = state.tickets.get(receiver, {})
+                url = url or (known.get("url") if known.get("key") == key else None)
+                state.tickets[receiver] = {"key": key, "url": url or "", "incident_id": incident_id}
+                changed.append(state)
+            self.save(conn, list({s.fingerprint: s for s in changed}.values()), now)
+
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         query = sa.select(incidents.c.state).where(incidents.c.phase == phase.value)
         return [IncidentState.from_dict(json.loads(blob)) for (blob,) in conn.execute(query)]

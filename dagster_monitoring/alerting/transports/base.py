@@ -32,12 +32,15 @@ class DeliveryResult:
     retry_after: float | None = None  # seconds, from Retry-After
     external_id: str | None = None  # a ticket key, a message id
     external_url: str | None = None
+    ticket: bool = False  # external_id is a ticket the incident keeps (later cards link it; updates reuse it)
     status_code: int | None = None
     error: str | None = None  # already redacted
 
     @classmethod
-    def success(cls, status_code: int | None = None, external_id: str | None = None, external_url: str | None = None) -> "DeliveryResult":
-        return cls(ok=True, status_code=status_code, external_id=external_id, external_url=external_url)
+    def success(
+        cls, status_code: int | None = None, external_id: str | None = None, external_url: str | None = None, *, ticket: bool = False
+    ) -> "DeliveryResult":
+        return cls(ok=True, status_code=status_code, external_id=external_id, external_url=external_url, ticket=ticket)
 
     @classmethod
     def failure(cls, error: str, *, retryable: bool, status_code: int | None = None, retry_after: float | None = None) -> "DeliveryResult":
