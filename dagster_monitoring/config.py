@@ -13,9 +13,11 @@ from typing import Any, Mapping
 from pydantic import Field, field_validator
 
 from .alerting.config import AlertingConfig, ConfigError, read_yaml, validate_config
+from .audit.config import AuditConfig
 
 
 class MonitoringConfig(AlertingConfig):
+    audit: AuditConfig = AuditConfig()
     dagster_base_url: str | None = Field(
         default=None,
         description="webserver URL used for run and asset-check links, e.g. https://dagster.example.com",

@@ -38,6 +38,7 @@ class DeliveryOutcome:
     external_id: str | None = None
     external_url: str | None = None
     ticket: bool = False
+    settled_at: datetime | None = None
 
     @property
     def delivered(self) -> bool:
@@ -172,7 +173,7 @@ class Deliverer:
             _log.info("delivered %s %s to %s (attempt %d)", n.transition.value, n.incident.fingerprint, n.receiver, attempts)
             return (
                 OutboxUpdate(item.id, DELIVERED, attempts, now, None, result.external_id, now),
-                DeliveryOutcome(n, DELIVERED, attempts, None, result.external_id, result.external_url, result.ticket),
+                DeliveryOutcome(n, DELIVERED, attempts, None, result.external_id, result.external_url, result.ticket, now),
             )
         error = result.error or "unknown error"
         if now - item.created_at >= self.config.max_delivery_age:
@@ -180,7 +181,7 @@ class Deliverer:
                 "dead-lettered %s %s to %s after %d attempts over %s: %s",
                 n.transition.value, n.incident.fingerprint, n.receiver, attempts, now - item.created_at, error,
             )
-            return OutboxUpdate(item.id, DEAD, attempts, now, error), DeliveryOutcome(n, DEAD, attempts, error)
+            return OutboxUpdate(item.id, DEAD, attempts, now, error), DeliveryOutcome(n, DEAD, attempts, error, settled_at=now)
         if result.retryable:
             wait = max(backoff(attempts, self.config), timedelta(seconds=result.retry_after or 0))
             _log.warning("delivery of %s %s to %s failed (attempt %d), retry in %s: %s",
@@ -189,7 +190,7 @@ class Deliverer:
             wait = self.config.max_backoff  # needs a human (bad token, bad payload); keep it until then
             _log.error("delivery of %s %s to %s was refused (attempt %d), kept and retried in %s: %s",
                        n.transition.value, n.incident.fingerprint, n.receiver, attempts, wait, error)
-        return OutboxUpdate(item.id, PENDING, attempts, now + wait, error), DeliveryOutcome(n, PENDING, attempts, error)
+        return OutboxUpdate(item.id, PENDING, attempts, now + wait, error), DeliveryOutcome(n, PENDING, attempts, error, settled_at=now)
 
 
 def pending_summary(store: SqlStateStore) -> Mapping[str, int]:

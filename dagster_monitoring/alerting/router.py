@@ -43,6 +43,11 @@ class Decision:
     decided_at: datetime
     silenced_by: str | None = None
     event: AlertEvent | None = None
+    occurred_at: datetime | None = None  # the triggering event's time (the tick's time for timed recoveries)
+
+    @property
+    def at(self) -> datetime:
+        return self.occurred_at or self.decided_at
 
     @property
     def notifies(self) -> bool:
@@ -135,10 +140,10 @@ class AlertRouter:
         if obs is Observation.STALE:
             return state
         if obs is Observation.RECOVERED:
-            self._announce_recovery(state, now, obs, result)
+            self._announce_recovery(state, now, obs, result, event.occurred_at)
             return state
         if obs in (Observation.HEALTHY, Observation.RESOLVING):
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event))
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event, occurred_at=event.occurred_at))
             return state
 
         severity = effective_severity(event, state, policy.escalation)
@@ -149,12 +154,12 @@ class AlertRouter:
         silence = active_silence(event, self.config.silences, now)
         names = receivers_for(event, state.consecutive_failures, self.config.routes, self.config.owners, self.config.default_receivers)
         if not names:
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event))
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at))
         for name in names:
             transition = self._transition_for(state.receivers.get(name), severity, event.occurred_at)
             decision = Decision(
                 state.fingerprint, state.incident_id, transition, name, severity, obs, now,
-                silenced_by=(silence.comment or "silence") if silence else None, event=event,
+                silenced_by=(silence.comment or "silence") if silence else None, event=event, occurred_at=event.occurred_at,
             )
             result.decisions.append(decision)
             if decision.notifies:
@@ -178,15 +183,15 @@ class AlertRouter:
             if recovery_due(state, now, flap_window):
                 state.phase = Phase.OK
                 changed[state.fingerprint] = state
-                self._announce_recovery(state, now, Observation.RECOVERED, result)
+                self._announce_recovery(state, now, Observation.RECOVERED, result, now)
 
-    def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult) -> None:
+    def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime) -> None:
         event = AlertEvent.from_dict(state.last_event) if state.last_event else None
         severity = state.severity or Severity.WARN
         if not state.receivers:
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, None, severity, obs, now, event=event))
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, None, severity, obs, now, event=event, occurred_at=at))
         for name in state.receivers:
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, name, severity, obs, now, event=event))
+            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, name, severity, obs, now, event=event, occurred_at=at))
             if event is not None:
                 result.notifications.append(self._notification(state, event, name, Transition.RECOVERED, severity, now))
 

@@ -1,0 +1,64 @@
+"""Alert router decisions and deliveries as ``alert_notifications`` rows.
+
+Hook these into the router (``on_decision`` / ``on_delivery``) so every decision — including
+suppressed and silenced ones — and every delivery attempt is auditable next to the runs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..alerting.outbox import DeliveryOutcome
+from ..alerting.router import Decision
+from .records import AlertNotificationRecord
+
+
+def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRecord]:
+    records = []
+    for d in decisions:
+        ev = d.event
+        records.append(
+            AlertNotificationRecord.build(
+                event_ts=d.at,
+                record_type="decision",
+                fingerprint=d.fingerprint,
+                incident_id=d.incident_id,
+                source=ev.source if ev else None,
+                kind=ev.kind if ev else None,
+                entity=ev.entity if ev else None,
+                transition=d.transition.value if d.transition else None,
+                observation=d.observation.value,
+                receiver=d.receiver,
+                severity=d.severity.value,
+                silenced_by=d.silenced_by,
+                run_id=ev.run_id if ev else None,
+            )
+        )
+    return records
+
+
+def delivery_records(outcomes: Sequence[DeliveryOutcome]) -> list[AlertNotificationRecord]:
+    records = []
+    for o in outcomes:
+        n = o.notification
+        records.append(
+            AlertNotificationRecord.build(
+                event_ts=o.settled_at or n.created_at,
+                record_type="delivery",
+                fingerprint=n.incident.fingerprint,
+                incident_id=n.incident.incident_id,
+                source=n.event.source,
+                kind=n.event.kind,
+                entity=n.event.entity,
+                transition=n.transition.value,
+                receiver=n.receiver,
+                severity=n.severity.value,
+                delivered=o.delivered,
+                delivery_status=o.status,
+                attempts=o.attempts,
+                error=o.error,
+                ticket_key=o.external_id if o.ticket else (n.ticket or {}).get("key"),
+                run_id=n.event.run_id,
+            )
+        )
+    return records

@@ -1,0 +1,50 @@
+"""Where the audit trail goes: DuckDB (default, a local file) or BigQuery."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+
+
+def default_home() -> Path:
+    home = os.environ.get("DAGSTER_HOME")
+    return Path(home) / "dagster_monitoring" if home else Path.cwd() / ".dagster_monitoring"
+
+
+class AuditConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    backend: Literal["duckdb", "bigquery"] = "duckdb"
+    dataset: str = Field(default="dagster_audit", description="BigQuery dataset / DuckDB schema")
+    duckdb_path: str | None = Field(default=None, description="default: $DAGSTER_HOME/dagster_monitoring/audit.duckdb")
+    project: str | None = Field(default=None, description="BigQuery project (default: the client's)")
+    location: str | None = Field(default=None, description="BigQuery dataset location, e.g. EU")
+    api_endpoint: str | None = Field(default=None, description="BigQuery API endpoint override (emulators)")
+    spool_dir: str | None = Field(default=None, description="default: next to the state, spool/")
+    batch_rows: int = Field(default=500, ge=1, le=50_000, description="rows per insertAll request (BigQuery)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if not _DATASET.match(value):
+            raise ValueError("use letters, digits and underscores, starting with a letter or underscore")
+        return value
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> "AuditConfig":
+        if self.backend == "duckdb" and (self.project or self.location or self.api_endpoint):
+            raise ValueError("project, location and api_endpoint apply to backend: bigquery only")
+        return self
+
+    def resolved_duckdb_path(self) -> Path:
+        return Path(self.duckdb_path) if self.duckdb_path else default_home() / "audit.duckdb"
+
+    def resolved_spool_dir(self) -> Path:
+        return Path(self.spool_dir) if self.spool_dir else default_home() / "audit_spool"

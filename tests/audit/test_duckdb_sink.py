@@ -1,0 +1,107 @@
+"""The DuckDB sink: real DuckDB file, the crafted timeline, every view, idempotent writes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from dagster_monitoring.audit.records import AuditRecordError, RunRecord
+from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
+
+from . import timeline as tl
+
+
+@pytest.fixture
+def sink(tmp_path):
+    sink = DuckDBSink(tmp_path / "audit.duckdb", dataset="audit_test")
+    sink.init()
+    return sink
+
+
+def rows(sink, view, order_by=None):
+    cols, data = sink.query(f"SELECT * FROM audit_test.{view}" + (f" ORDER BY {order_by}" if order_by else ""))
+    return [dict(zip(cols, r)) for r in data]
+
+
+def test_file_is_created_on_first_write(tmp_path):
+    sink = DuckDBSink(tmp_path / "nested" / "audit.duckdb")
+    result = sink.write(tl.before_recovery())
+    assert (tmp_path / "nested" / "audit.duckdb").exists()
+    assert result.inserted == len(tl.before_recovery())
+
+
+def test_writing_the_same_batch_twice_adds_nothing(sink):
+    first = sink.write(tl.before_recovery())
+    second = sink.write(tl.before_recovery())
+    assert first.inserted == 13 and second.inserted == 0
+    assert sink.query("SELECT count(*) FROM audit_test.runs")[1] == [(5,)]
+    assert first.per_table == {"runs": 5, "asset_check_evaluations": 4, "dbt_test_results": 4}
+
+
+def test_recent_failures_before_and_after_recovery(sink):
+    sink.write(tl.before_recovery())
+    failing = {r["entity"]: r for r in rows(sink, "vw_recent_failures")}
+    assert set(failing) == {"loans_daily", "loans/fct_loans:row_count_ok", "not_null_fct_repayments_amount", "unique_fct_loans_loan_id"}
+
+    job = failing["loans_daily"]
+    assert job["entity_type"] == "job"
+    assert job["failing_since"] == tl.at(1) and job["last_failure_at"] == tl.at(2)
+    assert job["failures_in_streak"] == 2 and job["last_success_at"] is None
+    assert job["last_error"] == "ValueError: negative principal on loan 1187"
+    assert job["last_run_url"] == tl.URL + "r2" and job["owners"] == "team:data-eng"
+
+    flaky = failing["loans/fct_loans:row_count_ok"]
+    assert flaky["failing_since"] == tl.at(4) and flaky["failures_in_streak"] == 1 and flaky["last_success_at"] == tl.at(3)
+    assert flaky["last_error"] == "row count 12 < minimum 100" and flaky["severity"] == "ERROR"
+
+    warn_then_fail = failing["not_null_fct_repayments_amount"]
+    assert warn_then_fail["failing_since"] == tl.at(1) and warn_then_fail["failures_in_streak"] == 2
+    assert warn_then_fail["severity"] == "ERROR"  # the latest result (fail), not the first (warn)
+    assert failing["unique_fct_loans_loan_id"]["severity"] == "CRITICAL"
+
+    sink.write(tl.recovery())
+    after = {r["entity"] for r in rows(sink, "vw_recent_failures")}
+    assert after == {"loans/fct_loans:row_count_ok", "unique_fct_loans_loan_id"}  # the fixed ones disappeared
+
+
+def test_run_summary(sink):
+    sink.write(tl.before_recovery() + tl.recovery())
+    summary = {r["job_name"]: r for r in rows(sink, "vw_run_summary")}
+    loans = summary["loans_daily"]
+    assert loans["run_date"] == tl.DAY.date()
+    assert (loans["runs"], loans["failures"], loans["canceled"]) == (3, 2, 0)  # STARTED rows are not runs
+    assert loans["success_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert loans["p50_duration_s"] == pytest.approx(90.0)
+    assert loans["p95_duration_s"] == pytest.approx(117.0)  # linear interpolation of 60, 90, 120
+    assert loans["last_status"] == "SUCCESS" and loans["last_run_url"] == tl.URL + "r3"
+    assert summary["repayments_sync"]["success_rate"] == 1.0
+
+
+def test_failures_9d_dbt_latest_and_flaky(sink):
+    sink.write(tl.before_recovery() + tl.recovery())
+    by_entity = {r["entity"]: r for r in rows(sink, "vw_failures_9d")}
+    assert by_entity["loans_daily"]["failures"] == 2 and by_entity["loans_daily"]["outcomes"] == 3
+    assert by_entity["loans_daily"]["failures_9d"] == 2 and by_entity["loans_daily"]["days_with_failures_9d"] == 1
+    assert by_entity["repayments_sync"]["failures"] == 0
+
+    dbt = {r["test_name"]: r for r in rows(sink, "vw_dbt_test_results")}
+    assert (dbt["not_null_fct_repayments_amount"]["status"], dbt["not_null_fct_repayments_amount"]["previous_status"]) == ("pass", "fail")
+    assert dbt["unique_fct_loans_loan_id"]["status"] == "fail" and dbt["unique_fct_loans_loan_id"]["is_critical"] is True
+
+    flaky = rows(sink, "vw_flaky_checks")
+    assert [(r["entity"], r["flips"], r["failures"]) for r in flaky] == [("loans/fct_loans:row_count_ok", 3, 2)]
+
+
+def test_views_are_empty_on_an_empty_trail(sink):
+    for view in ("vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts"):
+        assert rows(sink, view) == []
+
+
+def test_missing_field_and_naive_timestamp_are_named():
+    with pytest.raises(AuditRecordError, match=r"invalid runs record: job_name: field required"):
+        RunRecord.build(event_ts=tl.at(0), run_id="r", status="FAILURE")
+    with pytest.raises(AuditRecordError, match=r"invalid runs record: event_ts: event_ts must be timezone-aware"):
+        RunRecord.build(event_ts=datetime(2026, 11, 25, 3), run_id="r", job_name="j", status="FAILURE")
+    with pytest.raises(AuditRecordError, match=r"status: must be one of"):
+        RunRecord.build(event_ts=tl.at(0), run_id="r", job_name="j", status="EXPLODED")

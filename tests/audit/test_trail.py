@@ -1,0 +1,117 @@
+"""AuditTrail: spool on outage, replay on recovery, nothing lost, nothing doubled; router hooks."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dagster_monitoring.audit.alert_records import decision_records, delivery_records
+from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
+from dagster_monitoring.audit.spool import Spool
+from dagster_monitoring.audit.trail import AuditTrail
+
+from ..helpers.factories import make_event, make_router
+from . import timeline as tl
+
+
+class FileLockedByAnotherProcess:
+    """A real outage of the DuckDB sink: another process holds the file's write lock."""
+
+    def __init__(self, path):
+        self.path = path
+        self.proc = None
+
+    def __enter__(self):
+        code = textwrap.dedent(f"""
+            import duckdb, sys
+            con = duckdb.connect({str(self.path)!r})
+            print("locked", flush=True)
+            sys.stdin.read()
+        """)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "locked"
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def trail(tmp_path):
+    sink = DuckDBSink(tmp_path / "audit.duckdb", dataset="audit_test")
+    sink.init()
+    return AuditTrail(sink, Spool(tmp_path / "spool"))
+
+
+def count(trail, table):
+    return trail.sink.query(f"SELECT count(*) FROM audit_test.{table}")[1][0][0]
+
+
+def test_outage_spools_and_the_next_write_replays_exactly_once(trail, tmp_path, caplog):
+    first, second = tl.before_recovery(), tl.recovery()
+    with FileLockedByAnotherProcess(tmp_path / "audit.duckdb"), caplog.at_level(logging.WARNING):
+        result = trail.write(first)
+        assert result.spooled == len(first) and result.inserted is None
+        again = trail.write(second)  # still down: both batches wait, in order
+        assert again.spooled == len(second)
+    assert trail.spool.pending_rows() == len(first) + len(second) and trail.spool.pending_files() == 2
+    assert any("kept in" in r.getMessage() for r in caplog.records)
+
+    recovered = trail.flush()
+    assert recovered.replayed == len(first) + len(second)
+    assert trail.spool.pending_rows() == 0
+    assert count(trail, "runs") == 6 and count(trail, "dbt_test_results") == 5
+    # a replay of already-written rows (an ambiguous failure) doubles nothing
+    trail.spool.put(second)
+    trail.flush()
+    assert count(trail, "runs") == 6 and count(trail, "dbt_test_results") == 5
+    failing = {r[1] for r in trail.sink.query("SELECT * FROM audit_test.vw_recent_failures")[1]}
+    assert failing == {"loans/fct_loans:row_count_ok", "unique_fct_loans_loan_id"}
+
+
+def test_spooled_records_survive_a_new_process_object(trail, tmp_path):
+    with FileLockedByAnotherProcess(tmp_path / "audit.duckdb"):
+        trail.write(tl.before_recovery())
+    fresh = AuditTrail(DuckDBSink(tmp_path / "audit.duckdb", dataset="audit_test"), Spool(tmp_path / "spool"))
+    assert fresh.flush().replayed == len(tl.before_recovery())
+    assert count(fresh, "asset_check_evaluations") == 4
+
+
+def test_router_decisions_and_deliveries_land_in_alert_notifications(trail, tmp_path, clock):
+    router = make_router({
+        "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "sent.jsonl")}],
+        "routes": [{"receivers": ["file"]}],
+        "policy": {"flap_window": "0s"},
+        "state": {"path": str(tmp_path / "state.db")},
+    }, clock)
+    router.on_decision = lambda ds: trail.write(decision_records(ds))
+    router.on_delivery = lambda os_: trail.write(delivery_records(os_))
+    clock.now = tl.at(1)
+    router.process([make_event("loans_daily", at=clock.now, run_id="r1")])
+    clock.now = tl.at(2)
+    router.process([make_event("loans_daily", at=clock.now, run_id="r2")])
+    clock.now = tl.at(2.5)
+    router.process([make_event("repayments_sync", at=clock.now, severity="critical")])
+
+    open_alerts = {r[0]: r for r in trail.sink.query(
+        "SELECT fingerprint, state, opened_at, failures_seen, notifications, severity FROM audit_test.vw_open_alerts")[1]}
+    assert set(open_alerts) == {"dagster:run:loans_daily", "dagster:run:repayments_sync"}
+    assert open_alerts["dagster:run:loans_daily"][1:5] == ("continued", tl.at(1), 2, 1)
+    assert open_alerts["dagster:run:repayments_sync"][5] == "critical"
+
+    clock.now = tl.at(3)
+    router.process([make_event("loans_daily", "passing", at=clock.now)])
+    assert {r[0] for r in trail.sink.query("SELECT fingerprint FROM audit_test.vw_open_alerts")[1]} == {"dagster:run:repayments_sync"}
+    deliveries = trail.sink.query(
+        "SELECT transition, delivered, delivery_status FROM audit_test.alert_notifications "
+        "WHERE record_type = 'delivery' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts")[1]
+    assert deliveries == [("new", True, "delivered"), ("recovered", True, "delivered")]
+    decisions = trail.sink.query(
+        "SELECT observation, transition FROM audit_test.alert_notifications "
+        "WHERE record_type = 'decision' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts")[1]
+    assert decisions == [("opened", "new"), ("continued", "ongoing"), ("recovered", "recovered")]
