@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from .alerting.outbox import attempt_delivery
 from .alerting.sample import sample_notification
 from .alerting.transports import build_transports
 from .config import MonitoringConfig, load_config
+
+if TYPE_CHECKING:
+    from .audit.trail import AuditTrail
 
 
 def _load(path: str) -> MonitoringConfig:
@@ -72,6 +76,72 @@ def send_test(config_path: str, receiver: str, transition: str, dry_run: bool) -
     hint = "will not help to retry" if not result.retryable else "retryable"
     click.echo(f"error: {receiver} ({receiver_config.type}) failed after {tries} attempt(s), {hint}: {result.error}", err=True)
     sys.exit(1)
+
+
+@main.group("audit")
+def audit() -> None:
+    """Create and read the audit trail (DuckDB by default, BigQuery when configured)."""
+
+
+def _trail(config_path: str | None) -> "AuditTrail":
+    from .audit.config import AuditConfig
+    from .audit.trail import AuditTrail
+
+    audit_config = _load(config_path).audit if config_path else AuditConfig()
+    return AuditTrail.from_config(audit_config)
+
+
+_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="monitoring YAML (default: DuckDB under $DAGSTER_HOME or ./.dagster_monitoring)")
+
+
+@audit.command("init")
+@_config_option
+def audit_init(config_path: str | None) -> None:
+    """Create the dataset/schema, tables and views (idempotent)."""
+    from .audit import schema
+    from .audit.sinks.base import AuditSinkError
+
+    trail = _trail(config_path)
+    try:
+        trail.sink.init()
+    except AuditSinkError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    where = getattr(trail.sink, "path", None) or f"{getattr(trail.sink, 'project_id', '')}.{getattr(trail.sink, 'dataset', '')}"
+    click.echo(f"audit trail ready at {where}: {len(schema.tables())} tables, {len(schema.views())} views")
+
+
+@audit.command("query")
+@click.argument("view")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@_config_option
+def audit_query(view: str, limit: int, config_path: str | None) -> None:
+    """Print VIEW (e.g. vw_recent_failures) as a table."""
+    trail = _trail(config_path)
+    try:
+        columns, rows = trail.sink.query_view(view, limit)
+    except KeyError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(2)
+    click.echo(format_table(columns, rows))
+
+
+def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
+    """A plain-text table; long values are cut with an ellipsis."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return ""
+        text = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") and not isinstance(value, str) else str(value)
+        text = text.replace("\n", " ")
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..alerting.transports._config import SecretValue
+
 _DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 
 
@@ -27,6 +29,9 @@ class AuditConfig(BaseModel):
     project: str | None = Field(default=None, description="BigQuery project (default: the client's)")
     location: str | None = Field(default=None, description="BigQuery dataset location, e.g. EU")
     api_endpoint: str | None = Field(default=None, description="BigQuery API endpoint override (emulators)")
+    credentials_json: SecretValue | None = Field(
+        default=None, description="service-account key JSON, {env: NAME}; default: application default credentials"
+    )
     spool_dir: str | None = Field(default=None, description="default: next to the state, spool/")
     batch_rows: int = Field(default=500, ge=1, le=50_000, description="rows per insertAll request (BigQuery)")
 
@@ -39,8 +44,8 @@ class AuditConfig(BaseModel):
 
     @model_validator(mode="after")
     def _backend_fields(self) -> "AuditConfig":
-        if self.backend == "duckdb" and (self.project or self.location or self.api_endpoint):
-            raise ValueError("project, location and api_endpoint apply to backend: bigquery only")
+        if self.backend == "duckdb" and (self.project or self.location or self.api_endpoint or self.credentials_json):
+            raise ValueError("project, location, api_endpoint and credentials_json apply to backend: bigquery only")
         return self
 
     def resolved_duckdb_path(self) -> Path:

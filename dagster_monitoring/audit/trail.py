@@ -23,11 +23,14 @@ _log = get_logger(__name__)
 def build_sink(config: AuditConfig) -> AuditSink:
     """The configured sink; the BigQuery client is imported only when it is chosen."""
     if config.backend == "bigquery":
+        import json
+
         from .sinks.bigquery import BigQuerySink
 
+        info = json.loads(config.credentials_json.get_secret_value()) if config.credentials_json else None
         return BigQuerySink(
             dataset=config.dataset, project=config.project, location=config.location,
-            api_endpoint=config.api_endpoint, batch_rows=config.batch_rows,
+            api_endpoint=config.api_endpoint, batch_rows=config.batch_rows, credentials_info=info,
         )
     from .sinks.duckdb import DuckDBSink
 
