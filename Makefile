@@ -29,6 +29,7 @@ test: install system-deps
 bench: install
 	$(BIN)/python benchmarks/alert_noise.py
 	$(BIN)/python benchmarks/router_throughput.py
+	$(BIN)/python benchmarks/ticket_noise.py
 
 clean:
 	rm -rf $(VENV) .dagster_monitoring tests/render/node_modules

@@ -34,6 +34,28 @@ def test_example_configs_load(monkeypatch):
     assert isinstance(load_config("examples/monitoring.local.yaml"), MonitoringConfig)
 
 
+def test_example_ticket_blocks_are_valid_when_uncommented(tmp_path, monkeypatch):
+    for name, value in {"TEAMS_WEBHOOK_URL": "https://x.logic.azure.com/workflows/abc?sig=s3cr3tsig",
+                        "SMTP_PASSWORD": "hunter2-password", "MONITORING_STATE_URL": "sqlite:///x.db",
+                        "JIRA_API_TOKEN": "jira-token-123", "SERVICENOW_PASSWORD": "sn-password-123"}.items():
+        monkeypatch.setenv(name, value)
+    lines, inside = [], False
+    for line in open("examples/monitoring.example.yaml", encoding="utf-8").read().splitlines():
+        marker = line.strip()
+        inside = marker.startswith("# >>> tickets") or (inside and not marker.startswith("# <<< tickets"))
+        if inside and not marker.startswith("# >>>"):
+            line = line.replace("# ", "", 1)
+        lines.append(line)
+    config = load_config(write(tmp_path, "\n".join(lines)))
+
+    assert [r.type for r in config.receivers] == ["teams", "email", "file", "jira", "servicenow"]
+    jira = config.receiver("jira-data")
+    assert jira.api_token.get_secret_value() == "jira-token-123" and jira.close_transition == "Done"
+    assert [(r.min_severity.value, r.min_failures, r.receivers) for r in config.routes[:2]] == [
+        ("critical", 1, ("jira-data",)), ("warn", 3, ("jira-data",))]
+    assert config.owners["team:platform"] == ("servicenow-ops",)
+
+
 def test_unknown_key_is_named(tmp_path):
     assert problems(tmp_path, """
         receivers:

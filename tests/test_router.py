@@ -309,3 +309,42 @@ def test_a_ticket_opened_by_one_receiver_is_kept_and_shown_to_later_deliveries(t
     assert [n.incident.tickets.get("jira", {}).get("key") for n in jira.delivered] == [None, "DATA-7", "DATA-7"]
     fail(router, clock)  # a new incident starts without the old ticket
     assert jira.delivered[-1].incident.tickets == {}
+
+
+def test_a_late_recovery_card_shows_its_own_incidents_ticket_not_the_next_ones(tmp_path, clock):
+    from dagster_monitoring.alerting import DeliveryResult
+
+    class Ticketing(RecordingTransport):
+        def send(self, notification):
+            super().send(notification)
+            mine = notification.incident.tickets.get(self.name)
+            key = mine["key"] if mine else f"DATA-{len({n.incident.incident_id for n in self.delivered})}"
+            return DeliveryResult.success(external_id=key, external_url=f"https://jira.example/browse/{key}", ticket=True)
+
+    jira = Ticketing("jira")
+    teams = RecordingTransport("teams", [DeliveryResult.success(), down(retry_after=900)])  # recovery card: Teams throttled
+    router = router_with(tmp_path, clock, [jira, teams])
+    fail(router, clock)
+    succeed(router, clock)
+    fail(router, clock)  # incident 2 opens DATA-2 while incident 1's recovery card still waits
+    clock.advance(minutes=15)
+    router.tick()
+
+    assert jira.transitions == ["new", "recovered", "new"]
+    assert router.incident("dagster:run:loans_daily").tickets["jira"]["key"] == "DATA-2"
+    late = teams.delivered[-1]
+    assert late.transition is Transition.RECOVERED and late.incident.incident_id == jira.delivered[0].incident.incident_id
+    assert late.ticket["key"] == "DATA-1"
+
+
+def test_a_later_delivery_never_overtakes_an_earlier_one_that_is_backing_off(tmp_path, clock):
+    """The new is throttled for 10 minutes; the recovery, queued a minute later, waits for it."""
+    throttled = RecordingTransport("a", [down(retry_after=600)])
+    router = router_with(tmp_path, clock, [throttled])
+    fail(router, clock, minutes=1)  # attempt 1: 429, retry in 10 min
+    succeed(router, clock, minutes=5)  # recovery queued; the new is not due yet
+    router.tick()
+    assert [n.transition.value for n in throttled.attempts] == ["new"]
+    clock.advance(minutes=5)
+    router.tick()
+    assert throttled.transitions == ["new", "recovered"]

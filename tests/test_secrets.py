@@ -90,3 +90,62 @@ def test_urllib3_debug_lines_are_masked(tmp_path, caplog):
     assert any("POST" in line for line in lines)  # urllib3 did log the request line
     for line in lines:
         assert_clean(line, "urllib3 log")
+
+
+class _EchoingGateway(LocalHTTPServer):
+    """A hostile gateway: answers every request with an error that quotes its Authorization header."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+
+    def handle(self, request):  # type: ignore[no-untyped-def]
+        return Response(self.status, {"error": f"rejected Authorization: {request.headers.get('Authorization')}"})
+
+
+def test_no_ticket_credential_leaks_when_jira_and_servicenow_fail(tmp_path, clock, caplog):
+    import base64
+
+    jira_basic = base64.b64encode(f"alerts@example.com:{TOKEN}".encode()).decode()
+    snow_basic = base64.b64encode(f"svc-dagster:{PASSWORD}".encode()).decode()
+    secrets = [TOKEN, PASSWORD, SIG, jira_basic, snow_basic]
+    with _EchoingGateway(401) as jira_srv, _EchoingGateway(500) as dc_srv, _EchoingGateway(502) as snow_srv:
+        down_port = free_port()
+        config = {
+            "receivers": [
+                {"type": "jira", "name": "jira", "base_url": jira_srv.base_url, "email": "alerts@example.com",
+                 "api_token": TOKEN, "project": "DATA"},
+                {"type": "jira", "name": "jira-dc", "base_url": dc_srv.base_url, "api_version": 2,
+                 "bearer_token": SIG, "project": "DATA"},
+                {"type": "servicenow", "name": "snow", "base_url": snow_srv.base_url, "username": "svc-dagster",
+                 "password": PASSWORD},
+                {"type": "servicenow", "name": "snow-down", "base_url": f"http://127.0.0.1:{down_port}",
+                 "bearer_token": TOKEN, "timeout": "1s"},
+            ],
+            "routes": [{"receivers": ["jira", "jira-dc", "snow", "snow-down"]}],
+            "policy": {"flap_window": "0s"},
+            "delivery": {"attempts_per_call": 2},
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+        router = make_router(config, clock)
+        with caplog.at_level(logging.DEBUG):
+            result = router.process([make_event(details={"error": "boom"})])
+            clock.advance(hours=1)
+            result.extend(router.tick())
+        echoed = [r.response.body for srv in (jira_srv, dc_srv, snow_srv) for r in srv.settled()]
+
+    for credential in (jira_basic, snow_basic, SIG):  # the gateways really echoed the credentials
+        assert any(credential in json.dumps(body) for body in echoed)
+    assert result.deliveries and not any(d.delivered for d in result.deliveries)
+    assert {d.notification.receiver for d in result.deliveries} == {"jira", "jira-dc", "snow", "snow-down"}
+    errors = [d.error or "" for d in result.deliveries]
+    assert any("credentials refused (HTTP 401: " in e for e in errors) and any("HTTP 500" in e for e in errors)
+    assert any("HTTP 502: " in e for e in errors)
+    texts = errors + [r.getMessage() for r in caplog.records]
+    texts += [json.dumps(t.render(result.deliveries[0].notification), default=str) for t in router.transports.values()]
+    with router.store.engine.connect() as conn:
+        for table in (incidents, outbox):
+            texts += [json.dumps(dict(row._mapping), default=str) for row in conn.execute(sa.select(table))]
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, f"secret leaked: {text[:300]}"

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .durations import Duration
 from .policy import PolicyConfig, Route, Silence
-from .transports import TRANSPORTS, EmailConfig, FileConfig, TeamsConfig, WebhookConfig
+from .transports import TRANSPORTS, EmailConfig, FileConfig, JiraConfig, ServiceNowConfig, TeamsConfig, WebhookConfig
 from .transports._config import SecretValue
 
 ReceiverConfig = Annotated[
-    Union[TeamsConfig, EmailConfig, WebhookConfig, FileConfig],
+    Union[TeamsConfig, EmailConfig, WebhookConfig, FileConfig, JiraConfig, ServiceNowConfig],
     Field(discriminator="type"),
 ]
 

@@ -93,10 +93,18 @@ class Notification:
 
     def with_tickets(self, tickets: Mapping[str, Mapping[str, str]]) -> "Notification":
         """The same notification with the incident's current tickets (known at delivery time,
-        possibly opened after this notification was queued)."""
-        if not tickets or tickets == self.incident.tickets:
+        possibly opened after this notification was queued).
+
+        Only tickets of this notification's own incident are taken: a recovery of an old incident
+        delivered late must not see (and close) the ticket of the incident that followed it."""
+        own = self.incident.incident_id
+        current = {k: dict(v) for k, v in tickets.items() if v.get("incident_id", own) == own}
+        if not current:
             return self
-        return replace(self, incident=replace(self.incident, tickets={k: dict(v) for k, v in tickets.items()}))
+        merged = {**{k: dict(v) for k, v in self.incident.tickets.items()}, **current}
+        if merged == self.incident.tickets:
+            return self
+        return replace(self, incident=replace(self.incident, tickets=merged))
 
     @property
     def ticket(self) -> Mapping[str, str] | None:

@@ -153,9 +153,19 @@ class Deliverer:
                 return [(i, r, 1) for i, r in zip(items, batch)], []
 
         attempted: list[tuple[OutboxItem, DeliveryResult, int]] = []
+        learned: dict[str, dict[str, dict[str, str]]] = {}  # fingerprint -> {receiver: ticket}, from this call
         for index, item in enumerate(items):
+            # A ticket opened earlier in this call (say, a `new` delivered late together with its
+            # `recovered`) is handed on at once; the state only learns it when the call ends.
+            if item.notification.incident.fingerprint in learned:
+                item = replace(item, notification=item.notification.with_tickets(learned[item.notification.incident.fingerprint]))
             result, tries = self._attempt(transport, item.notification)
             attempted.append((item, result, tries))
+            if result.ok and result.ticket and result.external_id:
+                n = item.notification
+                learned[n.incident.fingerprint] = {
+                    name: {"key": result.external_id, "url": result.external_url or "", "incident_id": n.incident.incident_id}
+                }
             if not result.ok and result.retryable:
                 # The receiver is down or throttling: keep order, try the rest next call.
                 return attempted, [i.id for i in items[index + 1 :]]

@@ -42,6 +42,7 @@ outbox = sa.Table(
     sa.Column("key", sa.String(400), nullable=False, unique=True),
     sa.Column("receiver", sa.String(64), nullable=False),
     sa.Column("fingerprint", sa.String(255), nullable=False),
+    sa.Column("incident_id", sa.String(64), nullable=False),
     sa.Column("status", sa.String(12), nullable=False),  # pending | delivered | dead
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.Float, nullable=False),
@@ -52,6 +53,7 @@ outbox = sa.Table(
     sa.Column("external_id", sa.String(255), nullable=True),
     sa.Column("payload", sa.Text, nullable=False),
     sa.Index("ix_dm_alert_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_dm_alert_outbox_order", "receiver", "incident_id", "status"),
 )
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -208,6 +210,7 @@ class SqlStateStore:
                 "key": n.key,
                 "receiver": n.receiver,
                 "fingerprint": n.incident.fingerprint,
+                "incident_id": n.incident.incident_id,
                 "status": PENDING,
                 "attempts": 0,
                 "created_at": _ts(n.created_at),
@@ -219,13 +222,33 @@ class SqlStateStore:
         conn.execute(self._insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.key]), rows)
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000) -> list[OutboxItem]:
-        """Take due pending deliveries (oldest first) and lease them to this caller."""
+        """Take due pending deliveries (oldest first) and lease them to this caller.
+
+        A row waits while an older pending row of the same receiver and incident is not due
+        (backing off) or leased elsewhere, so a receiver never hears "recovered" before "new".
+        Other incidents, even of the same fingerprint, are not held back."""
+        earlier = outbox.alias("earlier")
+        blocked_by_earlier = (
+            sa.select(earlier.c.id)
+            .where(earlier.c.receiver == outbox.c.receiver)
+            .where(earlier.c.incident_id == outbox.c.incident_id)
+            .where(earlier.c.status == PENDING)
+            .where(earlier.c.id < outbox.c.id)
+            .where(
+                sa.or_(
+                    earlier.c.next_attempt_at > _ts(now),
+                    sa.and_(earlier.c.lease_until.is_not(None), earlier.c.lease_until >= _ts(now)),
+                )
+            )
+            .exists()
+        )
         with self.transaction() as conn:
             query = (
                 sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.created_at, outbox.c.last_error)
                 .where(outbox.c.status == PENDING)
                 .where(outbox.c.next_attempt_at <= _ts(now))
                 .where(sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < _ts(now)))
+                .where(~blocked_by_earlier)
                 .order_by(outbox.c.id)
                 .limit(limit)
             )

@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterable
 from .base import DeliveryResult, Transport, classify_http
 from .email import EmailConfig, EmailTransport
 from .file import FileConfig, FileTransport
+from .jira import JiraConfig, JiraTransport
+from .servicenow import ServiceNowConfig, ServiceNowTransport
 from .teams import TeamsConfig, TeamsTransport
 from .webhook import WebhookConfig, WebhookTransport
 
@@ -19,6 +21,8 @@ TRANSPORTS: dict[str, Callable[[Any], Transport]] = {
     "email": EmailTransport,
     "webhook": WebhookTransport,
     "file": FileTransport,
+    "jira": JiraTransport,
+    "servicenow": ServiceNowTransport,
 }
 
 
@@ -29,5 +33,6 @@ def build_transports(configs: Iterable[Any]) -> dict[str, Transport]:
 __all__ = [
     "DeliveryResult", "Transport", "classify_http", "build_transports", "TRANSPORTS",
     "EmailConfig", "EmailTransport", "FileConfig", "FileTransport",
+    "JiraConfig", "JiraTransport", "ServiceNowConfig", "ServiceNowTransport",
     "TeamsConfig", "TeamsTransport", "WebhookConfig", "WebhookTransport",
 ]

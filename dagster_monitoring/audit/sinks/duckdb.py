@@ -98,12 +98,13 @@ class DuckDBSink:
                     for table_name, batch in group_by_table(records).items():
                         table = schema.table(table_name)
                         rows = [r.to_row(ingested_at) for r in batch]
-                        arrow = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # noqa: F841 - read by DuckDB
+                        con.register("dm_batch", pa.Table.from_pylist(rows, schema=arrow_schema(table)))
                         cols = ", ".join(f'"{c}"' for c in table.column_names)
                         count = con.execute(
-                            f'INSERT INTO "{self.dataset}"."{table_name}" ({cols}) SELECT {cols} FROM arrow '
+                            f'INSERT INTO "{self.dataset}"."{table_name}" ({cols}) SELECT {cols} FROM dm_batch '
                             "ON CONFLICT (event_id) DO NOTHING"
                         ).fetchone()
+                        con.unregister("dm_batch")
                         inserted = int(count[0]) if count else 0
                         result.inserted = (result.inserted or 0) + inserted
                         result.per_table[table_name] = inserted
