@@ -68,7 +68,13 @@ class BigQuerySink:
         batch_rows: int = 500,
         credentials_info: dict[str, Any] | None = None,
         client: "bigquery.Client | None" = None,
+        retry_deadline: float = 30.0,
+        timeout: float = 30.0,
     ) -> None:
+        # The client retries 5xx and connection errors for 600 s by default: a sensor tick would
+        # hang for ten minutes during an outage. Bound it; the spool takes over after that.
+        self.retry_deadline = retry_deadline
+        self.timeout = timeout
         self.credentials_info = credentials_info
         self.dataset = dataset
         self.project = project
@@ -94,6 +100,14 @@ class BigQuerySink:
                 kwargs["credentials"] = service_account.Credentials.from_service_account_info(self.credentials_info)
             self._client = bigquery.Client(**kwargs)
         return self._client
+
+    def _retry(self) -> Any:
+        from google.cloud import bigquery
+
+        return bigquery.DEFAULT_RETRY.with_deadline(self.retry_deadline)
+
+    def _run(self, sql: str) -> Any:
+        return self.client.query(sql, retry=self._retry(), job_retry=None, timeout=self.timeout).result(timeout=self.timeout)
 
     @property
     def project_id(self) -> str:
@@ -122,11 +136,11 @@ class BigQuerySink:
             dataset = bigquery.Dataset(f"{self.project_id}.{self.dataset}")
             if self.location:
                 dataset.location = self.location
-            self.client.create_dataset(dataset, exists_ok=True)
+            self.client.create_dataset(dataset, exists_ok=True, retry=self._retry(), timeout=self.timeout)
             for table in schema.tables():
-                self.client.create_table(self.table_resource(table), exists_ok=True)
+                self.client.create_table(self.table_resource(table), exists_ok=True, retry=self._retry(), timeout=self.timeout)
             for view in schema.views():
-                self.client.query(schema.bigquery_sql(view.ast, self.dataset, self.project_id)).result()
+                self._run(schema.bigquery_sql(view.ast, self.dataset, self.project_id))
         except Exception as exc:  # google.api_core errors, transport errors
             raise AuditSinkError(f"BigQuery init of {self.project_id}.{self.dataset} failed: {describe_error(exc)}") from exc
 
@@ -140,7 +154,8 @@ class BigQuerySink:
             for chunk in chunk_rows(rows, self.batch_rows):
                 try:
                     errors = self.client.insert_rows_json(
-                        self.table_id(table_name), chunk, row_ids=[row["event_id"] for row in chunk]
+                        self.table_id(table_name), chunk, row_ids=[row["event_id"] for row in chunk],
+                        retry=self._retry(), timeout=self.timeout,
                     )
                 except Exception as exc:
                     raise AuditSinkError(f"BigQuery insertAll into {table_name} failed: {describe_error(exc)}") from exc
@@ -158,7 +173,7 @@ class BigQuerySink:
         return self.query(sql)
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        rows = self.client.query(sql).result()
+        rows = self._run(sql)
         names = [f.name for f in rows.schema]
         return names, [tuple(row.values()) for row in rows]
 

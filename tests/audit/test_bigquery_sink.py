@@ -1,0 +1,137 @@
+"""The BigQuery sink through the official google-cloud-bigquery client against the local
+bqemulator (its own venv, built and started by the fixtures in tests/helpers/bigquery.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+
+import pytest
+import sqlglot
+
+from dagster_monitoring.audit import schema
+from dagster_monitoring.audit.sinks.bigquery import BigQuerySink, chunk_rows
+from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
+from dagster_monitoring.audit.spool import Spool
+from dagster_monitoring.audit.trail import AuditTrail
+
+from ..helpers.bigquery import bq_client, bq_emulator, bq_emulator_factory, count_http_requests  # noqa: F401
+from . import timeline as tl
+
+VIEWS = ["vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts", "vw_entity_events"]
+
+
+def sink_on(emulator, client=None, **kwargs) -> BigQuerySink:
+    dataset = f"audit_{uuid.uuid4().hex[:10]}"
+    return BigQuerySink(dataset, project=emulator.project, client=client, api_endpoint=emulator.endpoint,
+                        retry_deadline=kwargs.pop("retry_deadline", 3), timeout=kwargs.pop("timeout", 10), **kwargs)
+
+
+def normalise(value):
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).replace(microsecond=0)
+    return value
+
+
+def view_rows(sink, view):
+    columns, rows = sink.query_view(view)
+    return sorted((tuple(normalise(v) for v in row) for row in rows), key=repr), columns
+
+
+@pytest.fixture
+def bq_sink(bq_emulator):  # noqa: F811
+    sink = sink_on(bq_emulator)
+    sink.init()
+    yield sink
+    sink.close()
+
+
+def test_tables_are_created_partitioned_and_clustered(bq_sink):
+    for table in schema.tables():
+        sent = bq_sink.table_resource(table)
+        assert sent.time_partitioning.type_ == "DAY" and sent.time_partitioning.field == "event_ts"
+        assert sent.clustering_fields == list(table.cluster_columns)
+        got = bq_sink.client.get_table(bq_sink.table_id(table.name))
+        assert [f.name for f in got.schema] == list(table.column_names)
+        assert got.time_partitioning is not None and got.time_partitioning.field == "event_ts"
+        assert got.clustering_fields == list(table.cluster_columns)
+    # the same DDL, as BigQuery would receive it, declares partitioning and clustering
+    for table in schema.tables():
+        ddl = sqlglot.parse_one(schema.bigquery_sql(table.ast, bq_sink.dataset), read="bigquery")
+        props = {type(p).__name__ for p in ddl.args["properties"].expressions}
+        assert {"PartitionedByProperty", "ClusterProperty"} <= props
+
+
+def test_same_timeline_gives_the_same_view_results_as_duckdb(bq_sink, tmp_path):
+    duck = DuckDBSink(tmp_path / "audit.duckdb")
+    duck.init()
+    for batch in (tl.before_recovery(), tl.recovery()):
+        bq_sink.write(batch)
+        duck.write(batch)
+    for view in VIEWS:
+        bq_rows, bq_cols = view_rows(bq_sink, view)
+        duck_rows, duck_cols = view_rows(duck, view)
+        assert bq_cols == duck_cols, view
+        assert bq_rows == duck_rows, view
+    failing = {r[1] for r in view_rows(bq_sink, "vw_recent_failures")[0]}
+    assert failing == {"loans/fct_loans:row_count_ok", "unique_fct_loans_loan_id"}
+
+
+def test_views_keep_one_row_per_event_id_when_rows_arrive_twice(bq_sink):
+    bq_sink.write(tl.before_recovery())
+    bq_sink.write(tl.before_recovery())  # insertId dedup is not emulated (and best effort in BigQuery)
+    raw = bq_sink.query(f"SELECT count(*) FROM `{bq_sink.table_id('runs')}`")[1][0][0]
+    assert raw == 10  # the table holds both copies ...
+    summary = {r[0]: r for r in view_rows(bq_sink, "vw_run_summary")[0]}
+    assert summary["loans_daily"][2:4] == (2, 2)  # ... the views count each event once
+    recent = {r[1]: r for r in view_rows(bq_sink, "vw_recent_failures")[0]}
+    assert recent["loans_daily"][4] == 2  # failures_in_streak
+
+
+def test_writes_are_batched_within_insertall_limits(bq_sink):
+    records = tl.before_recovery() * 1  # 13 rows over 3 tables
+    bq_sink.batch_rows = 2
+    with count_http_requests(bq_sink.client) as log:
+        result = bq_sink.write(records)
+    # runs: 5 rows -> 3 requests, checks: 4 -> 2, dbt: 4 -> 2
+    assert result.requests == 7 and log.by_path_suffix("/insertAll") == 7
+    rows = [{"event_id": str(i), "blob": "x" * 1000} for i in range(50)]
+    assert [len(c) for c in chunk_rows(rows, max_rows=500, max_bytes=10_000)] == [9, 9, 9, 9, 9, 5]
+
+
+def test_a_stopped_emulator_spools_and_the_restart_recovers_with_no_loss(bq_emulator_factory, tmp_path):  # noqa: F811
+    emulator = bq_emulator_factory.start(persistent=True)
+    sink = sink_on(emulator, retry_deadline=1, timeout=3)
+    sink.init()
+    trail = AuditTrail(sink, Spool(tmp_path / "spool"))
+    assert trail.write(tl.before_recovery()[:5]).spooled == 0
+
+    emulator.stop()  # the sink goes down mid-run
+    down = trail.write(tl.before_recovery()[5:])
+    assert down.spooled == 8 and trail.spool.pending_rows() == 8
+    also_down = trail.write(tl.recovery())
+    assert also_down.spooled == 2
+
+    emulator.start()
+    back = trail.flush()
+    assert back.replayed == 10 and trail.spool.pending_rows() == 0
+    counts = {t: sink.query(f"SELECT count(DISTINCT event_id) FROM `{sink.table_id(t)}`")[1][0][0]
+              for t in ("runs", "asset_check_evaluations", "dbt_test_results")}
+    assert counts == {"runs": 6, "asset_check_evaluations": 4, "dbt_test_results": 5}
+    failing = {r[1] for r in view_rows(sink, "vw_recent_failures")[0]}
+    assert failing == {"loans/fct_loans:row_count_ok", "unique_fct_loans_loan_id"}
+
+
+def test_json_and_timestamps_round_trip(bq_sink):
+    bq_sink.write(tl.before_recovery())
+    cols, rows = bq_sink.query(
+        f"SELECT tags, event_ts FROM `{bq_sink.table_id('runs')}` WHERE run_id = 'r2'")
+    tags, ts = rows[0]
+    assert (json.loads(tags) if isinstance(tags, str) else tags) == {"team": "data-eng"}
+    assert ts == tl.at(2)
