@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/alert_noise.py
 	$(BIN)/python benchmarks/router_throughput.py
 	$(BIN)/python benchmarks/ticket_noise.py
+	$(BIN)/python benchmarks/audit_ingest.py
 
 clean:
-	rm -rf $(VENV) .dagster_monitoring tests/render/node_modules
+	rm -rf $(VENV) .venv-bqemu .dagster_monitoring tests/render/node_modules

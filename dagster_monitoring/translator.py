@@ -1,0 +1,189 @@
+"""DagsterAlertTranslator: the one place Dagster objects become plain alert events.
+
+Like dagster-dbt's translator, each mapping decision is its own overridable method calling a
+module-level ``default_*`` function; subclass and call ``super()`` to change one decision.
+Sensors, ``build_monitoring_defs`` and the Component take ``translator=``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import dagster as dg
+
+from .alerting.events import AlertEvent, Severity, Status
+from .alerting.redact import redact
+
+OWNER_TAG_PREFIXES = ("dagster/owner", "owner", "team")
+SEVERITY_TAG = "dagster-monitoring/severity"
+RUNBOOK_TAG = "dagster-monitoring/runbook"
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class DagsterAlertTranslatorSettings:
+    """Flags for the default translation."""
+
+    base_url: str | None = None  # webserver URL for run and asset-check links
+    run_failure_severity: Severity = Severity.ERROR
+    default_owners: tuple[str, ...] = ()
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def default_run_owners(run: dg.DagsterRun, settings: DagsterAlertTranslatorSettings) -> tuple[str, ...]:
+    owners = [v for k, v in run.tags.items() if k in OWNER_TAG_PREFIXES or k.startswith("dagster/owner")]
+    return tuple(dict.fromkeys(owners)) or settings.default_owners
+
+
+def default_run_url(run_id: str, settings: DagsterAlertTranslatorSettings) -> str | None:
+    return f"{settings.base_url}/runs/{run_id}" if settings.base_url else None
+
+
+def default_asset_url(asset_key: dg.AssetKey, settings: DagsterAlertTranslatorSettings, check_name: str | None = None) -> str | None:
+    if not settings.base_url:
+        return None
+    path = "/".join(quote(p, safe="") for p in asset_key.path)
+    url = f"{settings.base_url}/assets/{path}"
+    return f"{url}?view=checks&checkDetail={quote(check_name, safe='')}" if check_name else url
+
+
+def default_error_text(error: Any) -> tuple[str | None, str | None]:
+    """(class name, message) of a SerializableErrorInfo, the innermost cause first."""
+    if error is None:
+        return None, None
+    info = error
+    while getattr(info, "cause", None) is not None:
+        info = info.cause
+    message = redact((getattr(info, "message", "") or "").strip())
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    return getattr(info, "cls_name", None), message
+
+
+class DagsterAlertTranslator:
+    """Override any ``get_*`` to change one decision; ``to_*_event`` composes them."""
+
+    def __init__(self, settings: DagsterAlertTranslatorSettings | None = None) -> None:
+        self.settings = settings or DagsterAlertTranslatorSettings()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def get_run_entity(self, run: dg.DagsterRun) -> str:
+        return run.job_name
+
+    def get_run_severity(self, run: dg.DagsterRun) -> Severity:
+        tagged = run.tags.get(SEVERITY_TAG)
+        return Severity.parse(tagged) if tagged else self.settings.run_failure_severity
+
+    def get_run_owners(self, run: dg.DagsterRun) -> tuple[str, ...]:
+        return default_run_owners(run, self.settings)
+
+    def get_run_links(self, run: dg.DagsterRun) -> dict[str, str]:
+        links = {}
+        url = default_run_url(run.run_id, self.settings)
+        if url:
+            links["run"] = url
+        if run.tags.get(RUNBOOK_TAG):
+            links["runbook"] = run.tags[RUNBOOK_TAG]
+        return links
+
+    def get_run_tags(self, run: dg.DagsterRun) -> dict[str, str]:
+        keep = {k: v for k, v in run.tags.items() if not k.startswith(".dagster") and len(v) < 200}
+        return {**keep, **self.settings.extra_tags}
+
+    def get_run_failure_summary(self, run: dg.DagsterRun, error_class: str | None, message: str | None) -> str:
+        partition = run.tags.get("dagster/partition")
+        where = f" (partition {partition})" if partition else ""
+        reason = f": {error_class}" if error_class else ""
+        return f"Run of {run.job_name}{where} failed{reason}"
+
+    def get_run_next_action(self, run: dg.DagsterRun) -> str:
+        return f"Open the run, read the failing step's error, fix the cause and re-execute {run.job_name} from failure."
+
+    def to_run_event(self, run: dg.DagsterRun, *, failed: bool, occurred_at: datetime, error: Any = None) -> AlertEvent:
+        error_class, message = default_error_text(error) if failed else (None, None)
+        details: dict[str, Any] = {}
+        if error_class:
+            details["error"] = f"{error_class}: {message}" if message else error_class
+        if run.tags.get("dagster/partition"):
+            details["partition"] = run.tags["dagster/partition"]
+        return AlertEvent(
+            source="dagster",
+            kind="run",
+            entity=self.get_run_entity(run),
+            status=Status.FAILING if failed else Status.PASSING,
+            severity=self.get_run_severity(run),
+            occurred_at=occurred_at.astimezone(timezone.utc),
+            summary=self.get_run_failure_summary(run, error_class, message) if failed else f"Run of {run.job_name} succeeded",
+            details=details,
+            owners=self.get_run_owners(run),
+            tags=self.get_run_tags(run),
+            links=self.get_run_links(run),
+            run_id=run.run_id,
+            next_action=self.get_run_next_action(run) if failed else None,
+        )
+
+    # -- asset checks --------------------------------------------------------------------------
+
+    def get_check_entity(self, asset_key: dg.AssetKey, check_name: str) -> str:
+        return f"{asset_key.to_user_string()}:{check_name}"
+
+    def get_check_source(self, asset_key: dg.AssetKey, check_name: str, metadata: Mapping[str, Any]) -> str:
+        return "dbt" if "dbt_test_unique_id" in metadata or "dagster_dbt/unique_id" in metadata else "dagster"
+
+    def get_check_severity(self, severity: dg.AssetCheckSeverity, metadata: Mapping[str, Any]) -> Severity:
+        return Severity.WARN if severity == dg.AssetCheckSeverity.WARN else Severity.ERROR
+
+    def get_check_links(self, asset_key: dg.AssetKey, check_name: str, run_id: str | None) -> dict[str, str]:
+        links = {}
+        if run_id and default_run_url(run_id, self.settings):
+            links["run"] = default_run_url(run_id, self.settings)  # type: ignore[assignment]
+        check_url = default_asset_url(asset_key, self.settings, check_name)
+        if check_url:
+            links["asset_check"] = check_url
+        return links
+
+    def get_check_next_action(self, asset_key: dg.AssetKey, check_name: str, metadata: Mapping[str, Any]) -> str:
+        return f"Open the check {check_name} on {asset_key.to_user_string()}, look at the offending rows, fix the data or its source, then re-run the check."
+
+    def to_check_event(
+        self,
+        *,
+        asset_key: dg.AssetKey,
+        check_name: str,
+        passed: bool,
+        severity: dg.AssetCheckSeverity,
+        occurred_at: datetime,
+        metadata: Mapping[str, Any],
+        description: str | None = None,
+        owners: tuple[str, ...] = (),
+        run_id: str | None = None,
+        kind: str = "asset_check",
+    ) -> AlertEvent:
+        details = {k: v for k, v in metadata.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) < 2000}
+        if description and not passed:
+            details = {"result": description, **details}
+        entity = self.get_check_entity(asset_key, check_name)
+        summary = (
+            f"Check {check_name} on {asset_key.to_user_string()} failed" + (f": {description}" if description else "")
+            if not passed
+            else f"Check {check_name} on {asset_key.to_user_string()} passed"
+        )
+        return AlertEvent(
+            source=self.get_check_source(asset_key, check_name, metadata),
+            kind=kind,
+            entity=entity,
+            status=Status.PASSING if passed else Status.FAILING,
+            severity=self.get_check_severity(severity, metadata),
+            occurred_at=occurred_at.astimezone(timezone.utc),
+            summary=redact(summary),
+            details=details,
+            owners=owners or self.settings.default_owners,
+            tags={**self.settings.extra_tags},
+            links=self.get_check_links(asset_key, check_name, run_id),
+            run_id=run_id,
+            next_action=None if passed else self.get_check_next_action(asset_key, check_name, metadata),
+        )
