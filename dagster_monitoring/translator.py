@@ -20,6 +20,11 @@ from .alerting.redact import redact
 OWNER_TAG_PREFIXES = ("dagster/owner", "owner", "team")
 SEVERITY_TAG = "dagster-monitoring/severity"
 RUNBOOK_TAG = "dagster-monitoring/runbook"
+# Check-result metadata keys the package's own checks set, so alerts say where they came from.
+SOURCE_METADATA_KEY = "dagster_monitoring/source"  # dbt | dlt | freshness | dagster
+KIND_METADATA_KEY = "dagster_monitoring/kind"  # asset_check | freshness | schema_drift | row_count
+SEVERITY_METADATA_KEY = "dagster_monitoring/severity"  # critical: raise an ERROR check to CRITICAL
+NEXT_ACTION_METADATA_KEY = "dagster_monitoring/next_action"
 MAX_ERROR_CHARS = 2000
 
 
@@ -57,10 +62,14 @@ def default_error_text(error: Any) -> tuple[str | None, str | None]:
     info = error
     while getattr(info, "cause", None) is not None:
         info = info.cause
-    message = redact((getattr(info, "message", "") or "").strip())
+    cls_name = getattr(info, "cls_name", None)
+    message = (getattr(info, "message", "") or "").strip()
+    if cls_name and message.startswith(f"{cls_name}:"):  # SerializableErrorInfo repeats the class
+        message = message[len(cls_name) + 1 :].strip()
+    message = redact(message)
     if len(message) > MAX_ERROR_CHARS:
         message = message[: MAX_ERROR_CHARS - 1] + "…"
-    return getattr(info, "cls_name", None), message
+    return cls_name, message
 
 
 class DagsterAlertTranslator:
@@ -132,10 +141,15 @@ class DagsterAlertTranslator:
         return f"{asset_key.to_user_string()}:{check_name}"
 
     def get_check_source(self, asset_key: dg.AssetKey, check_name: str, metadata: Mapping[str, Any]) -> str:
-        return "dbt" if "dbt_test_unique_id" in metadata or "dagster_dbt/unique_id" in metadata else "dagster"
+        return str(metadata.get(SOURCE_METADATA_KEY) or "dagster")
+
+    def get_check_kind(self, asset_key: dg.AssetKey, check_name: str, metadata: Mapping[str, Any]) -> str:
+        return str(metadata.get(KIND_METADATA_KEY) or "asset_check")
 
     def get_check_severity(self, severity: dg.AssetCheckSeverity, metadata: Mapping[str, Any]) -> Severity:
-        return Severity.WARN if severity == dg.AssetCheckSeverity.WARN else Severity.ERROR
+        if severity == dg.AssetCheckSeverity.WARN:
+            return Severity.WARN
+        return Severity.CRITICAL if str(metadata.get(SEVERITY_METADATA_KEY, "")).lower() == "critical" else Severity.ERROR
 
     def get_check_links(self, asset_key: dg.AssetKey, check_name: str, run_id: str | None) -> dict[str, str]:
         links = {}
@@ -147,6 +161,8 @@ class DagsterAlertTranslator:
         return links
 
     def get_check_next_action(self, asset_key: dg.AssetKey, check_name: str, metadata: Mapping[str, Any]) -> str:
+        if metadata.get(NEXT_ACTION_METADATA_KEY):
+            return str(metadata[NEXT_ACTION_METADATA_KEY])
         return f"Open the check {check_name} on {asset_key.to_user_string()}, look at the offending rows, fix the data or its source, then re-run the check."
 
     def to_check_event(
@@ -161,9 +177,11 @@ class DagsterAlertTranslator:
         description: str | None = None,
         owners: tuple[str, ...] = (),
         run_id: str | None = None,
-        kind: str = "asset_check",
     ) -> AlertEvent:
-        details = {k: v for k, v in metadata.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) < 2000}
+        details = {
+            k: v for k, v in metadata.items()
+            if isinstance(v, (str, int, float, bool)) and len(str(v)) < 2000 and not k.startswith("dagster_monitoring/")
+        }
         if description and not passed:
             details = {"result": description, **details}
         entity = self.get_check_entity(asset_key, check_name)
@@ -174,7 +192,7 @@ class DagsterAlertTranslator:
         )
         return AlertEvent(
             source=self.get_check_source(asset_key, check_name, metadata),
-            kind=kind,
+            kind=self.get_check_kind(asset_key, check_name, metadata),
             entity=entity,
             status=Status.PASSING if passed else Status.FAILING,
             severity=self.get_check_severity(severity, metadata),

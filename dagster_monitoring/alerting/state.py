@@ -56,7 +56,28 @@ outbox = sa.Table(
     sa.Index("ix_dm_alert_outbox_order", "receiver", "incident_id", "status"),
 )
 
+heartbeats = sa.Table(
+    "dm_heartbeats",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("last_tick_at", sa.Float, nullable=False),
+    sa.Column("last_ok_at", sa.Float, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),  # redacted; NULL when the last tick was fine
+    sa.Column("interval_s", sa.Float, nullable=False),
+)
+
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The last tick of one monitoring sensor, as the watchdog reads it."""
+
+    name: str
+    last_tick_at: datetime
+    last_ok_at: datetime | None
+    last_error: str | None
+    interval_s: float
 _IN_CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
 
 
@@ -303,6 +324,27 @@ class SqlStateStore:
         ]
         with self.transaction() as conn:
             conn.execute(stmt, rows)
+
+    # -- heartbeats (who watches the watchers) --------------------------------------------------
+
+    def record_heartbeat(self, name: str, at: datetime, interval_s: float, error: str | None = None) -> None:
+        insert = self._insert(heartbeats)
+        values = {"name": name, "last_tick_at": _ts(at), "last_error": error, "interval_s": interval_s}
+        update = {"last_tick_at": insert.excluded.last_tick_at, "last_error": insert.excluded.last_error,
+                  "interval_s": insert.excluded.interval_s}
+        if error is None:
+            values["last_ok_at"] = _ts(at)
+            update["last_ok_at"] = insert.excluded.last_ok_at
+        with self.transaction() as conn:
+            conn.execute(insert.values(**values).on_conflict_do_update(index_elements=[heartbeats.c.name], set_=update))
+
+    def heartbeats(self) -> list[Heartbeat]:
+        with self.transaction() as conn:
+            rows = conn.execute(sa.select(heartbeats).order_by(heartbeats.c.name)).all()
+        return [
+            Heartbeat(r.name, _from_ts(r.last_tick_at), _from_ts(r.last_ok_at), r.last_error, r.interval_s)  # type: ignore[arg-type]
+            for r in rows
+        ]
 
     def outbox_counts(self) -> dict[str, int]:
         with self.transaction() as conn:

@@ -1,0 +1,40 @@
+"""MonitoringRuntime: the router, the audit trail and the translator a code location shares.
+
+Sensors are evaluated again and again in one long-lived process (the code server); building a
+router opens a database and HTTP sessions, so it is built once, on first use, and reused. The
+router's decisions and deliveries are written to the audit trail (``alert_notifications``).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from .alerting.router import AlertRouter
+from .audit.alert_records import decision_records, delivery_records
+from .audit.trail import AuditTrail
+from .config import MonitoringConfig
+from .translator import DagsterAlertTranslator, DagsterAlertTranslatorSettings
+
+
+class MonitoringRuntime:
+    def __init__(self, config: MonitoringConfig, translator: DagsterAlertTranslator | None = None) -> None:
+        self.config = config
+        self.translator = translator or DagsterAlertTranslator(
+            DagsterAlertTranslatorSettings(base_url=config.dagster_base_url)
+        )
+        self._lock = threading.Lock()
+
+    @cached_property
+    def trail(self) -> AuditTrail | None:
+        return AuditTrail.from_config(self.config.audit) if self.config.audit.enabled else None
+
+    @cached_property
+    def router(self) -> AlertRouter:
+        with self._lock:
+            router = AlertRouter(self.config)
+            trail = self.trail
+            if trail is not None:
+                router.on_decision = lambda decisions: trail.write(decision_records(decisions))
+                router.on_delivery = lambda outcomes: trail.write(delivery_records(outcomes))
+            return router

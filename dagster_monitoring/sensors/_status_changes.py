@@ -1,0 +1,92 @@
+"""Reading run status changes incrementally, by one global storage-id cursor.
+
+``instance.fetch_run_status_changes`` is indexed by event type and storage id, so a tick costs
+what is new, not what is old. Several event types are merged in storage-id order; when one
+type fills its page, the others are cut at the same storage id so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.event_log.base import EventLogRecord, RunStatusChangeRecordsFilter
+
+FINISHED = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
+ALL_STATUSES = (DagsterEventType.RUN_START, *FINISHED)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    storage_id: int
+    run_id: str
+    event_type: DagsterEventType
+    at: datetime
+    record: EventLogRecord
+
+
+def latest_storage_id(instance: dg.DagsterInstance, event_types: Iterable[DagsterEventType]) -> int:
+    latest = 0
+    for event_type in event_types:
+        result = instance.fetch_run_status_changes(RunStatusChangeRecordsFilter(event_type=event_type), limit=1, ascending=False)
+        if result.records:
+            latest = max(latest, result.records[0].storage_id)
+    return latest
+
+
+def status_changes_after(
+    instance: dg.DagsterInstance,
+    after_storage_id: int,
+    event_types: Sequence[DagsterEventType],
+    limit: int,
+    job_names: Sequence[str] | None = None,
+) -> tuple[list[StatusChange], int]:
+    """Changes after the cursor in storage-id order, and the new cursor."""
+    pages: list[list[EventLogRecord]] = []
+    cut: int | None = None
+    for event_type in event_types:
+        records = instance.fetch_run_status_changes(
+            RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id, job_names=job_names),
+            limit=limit,
+            ascending=True,
+        ).records
+        pages.append(records)
+        if len(records) == limit:
+            last = records[-1].storage_id
+            cut = last if cut is None else min(cut, last)
+    merged = sorted((r for page in pages for r in page), key=lambda r: r.storage_id)
+    if cut is not None:
+        merged = [r for r in merged if r.storage_id <= cut]
+    changes = [
+        StatusChange(
+            storage_id=r.storage_id,
+            run_id=r.event_log_entry.run_id,
+            event_type=r.event_log_entry.dagster_event.event_type,  # type: ignore[union-attr]
+            at=record_time(r),
+            record=r,
+        )
+        for r in merged
+    ]
+    new_cursor = merged[-1].storage_id if merged else after_storage_id
+    return changes, new_cursor
+
+
+def run_failure_error(change: StatusChange):  # type: ignore[no-untyped-def]
+    """The error that failed the run: the first failed step's, else the run's own."""
+    data = change.record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+    step = getattr(data, "first_step_failure_event", None)
+    if step is not None and getattr(step.event_specific_data, "error", None) is not None:
+        return step.event_specific_data.error
+    return getattr(data, "error", None)
+
+
+def record_time(record: EventLogRecord) -> datetime:
+    return datetime.fromtimestamp(record.event_log_entry.timestamp, tz=timezone.utc)
+
+
+def metadata_values(metadata: dict) -> dict:
+    """MetadataValue objects as plain values."""
+    return {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}

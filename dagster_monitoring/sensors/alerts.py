@@ -1,0 +1,124 @@
+"""The alert sensor: run failures and recoveries, and asset-check results, into the router.
+
+One cursor over the instance's run status changes (FAILURE and SUCCESS, every code location):
+a failed run is a FAILING run event, a successful one resolves it. For each finished run that
+touched assets, its check evaluations become check events — including failed non-blocking ERROR
+checks that leave the run green (dagster#29896), which a run-failure sensor never sees. The
+router decides who hears what; each tick also retries pending deliveries and announces
+recoveries whose flap window has passed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+
+from ..alerting.events import AlertEvent
+from ..runtime import MonitoringRuntime
+from ._status_changes import (
+    StatusChange,
+    latest_storage_id,
+    metadata_values,
+    record_time,
+    run_failure_error,
+    status_changes_after,
+)
+from .heartbeat import with_heartbeat
+
+EVENT_TYPES = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
+
+
+def check_events_of_run(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, runtime: MonitoringRuntime, owners: dict[dg.AssetKey, tuple[str, ...]] | None = None
+) -> list[AlertEvent]:
+    """Every asset-check evaluation a run recorded, as events (passing ones resolve). Read for
+    every finished run: ``asset_selection`` is empty for ad-hoc materializations, so it cannot
+    tell which runs evaluated checks."""
+    events = []
+    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000).records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+        events.append(
+            runtime.translator.to_check_event(
+                asset_key=evaluation.asset_key,
+                check_name=evaluation.check_name,
+                passed=evaluation.passed,
+                severity=evaluation.severity,
+                occurred_at=record_time(record),
+                metadata=metadata_values(evaluation.metadata),
+                description=evaluation.description,
+                owners=(owners or {}).get(evaluation.asset_key, ()),
+                run_id=run.run_id,
+            )
+        )
+    return events
+
+
+def events_for_changes(instance: dg.DagsterInstance, changes: Sequence[StatusChange], runtime: MonitoringRuntime) -> list[AlertEvent]:
+    runs = {r.run_id: r for r in instance.get_runs(filters=dg.RunsFilter(run_ids=list({c.run_id for c in changes})))} if changes else {}
+    events: list[AlertEvent] = []
+    for change in changes:
+        run = runs.get(change.run_id)
+        if run is None:  # deleted since
+            continue
+        failed = change.event_type == DagsterEventType.RUN_FAILURE
+        events.append(
+            runtime.translator.to_run_event(run, failed=failed, occurred_at=change.at, error=run_failure_error(change) if failed else None)
+        )
+        events.extend(check_events_of_run(instance, run, runtime))
+    return events
+
+
+def build_alert_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str = "dagster_monitoring_alerts",
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    job_names: Sequence[str] | None = None,
+    start_from_beginning: bool = False,
+    max_changes_per_tick: int = 5_000,
+) -> dg.SensorDefinition:
+    """A sensor that feeds run and asset-check outcomes of every code location to the router.
+
+    The first tick only sets the cursor (like ``run_failure_sensor``) unless
+    ``start_from_beginning``; a tick reads at most ``max_changes_per_tick`` changes.
+    """
+    if minimum_interval_seconds < 1:
+        raise ValueError("minimum_interval_seconds must be at least 1")
+
+    @with_heartbeat(name, minimum_interval_seconds, runtime)
+    def evaluate(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        instance = context.instance
+        cursor = json.loads(context.cursor) if context.cursor else None
+        if cursor is None:
+            after = 0 if start_from_beginning else latest_storage_id(instance, EVENT_TYPES)
+            if not start_from_beginning:
+                context.update_cursor(json.dumps({"after": after}))
+                runtime.router.tick()
+                return dg.SkipReason(f"first tick: watching run status changes after storage id {after}")
+        else:
+            after = int(cursor["after"])
+        changes, new_after = status_changes_after(instance, after, EVENT_TYPES, max_changes_per_tick, job_names)
+        events = events_for_changes(instance, changes, runtime)
+        result = runtime.router.process(events)
+        context.update_cursor(json.dumps({"after": new_after}))
+        notified = sum(1 for d in result.deliveries if d.delivered)
+        return dg.SkipReason(
+            f"{len(changes)} run status change(s), {len(events)} event(s), {len(result.notifications)} notification(s) queued, "
+            f"{notified} delivered"
+        )
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="dagster-monitoring: run failures/recoveries and asset-check results to the alert router",
+        tags={"dagster-monitoring": "alerts"},
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        return evaluate(context)
+
+    return _sensor
