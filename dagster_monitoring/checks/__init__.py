@@ -1,0 +1,1 @@
+"""Asset checks: dbt critical tests, freshness, dlt row counts and schema drift."""
