@@ -180,7 +180,7 @@ class DagsterAlertTranslator:
     ) -> AlertEvent:
         details = {
             k: v for k, v in metadata.items()
-            if isinstance(v, (str, int, float, bool)) and len(str(v)) < 2000 and not k.startswith("dagster_monitoring/")
+            if isinstance(v, (str, int, float, bool, list, dict)) and len(str(v)) < 2000 and not k.startswith("dagster_monitoring/")
         }
         if description and not passed:
             details = {"result": description, **details}
