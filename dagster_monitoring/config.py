@@ -10,14 +10,56 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from pydantic import Field, field_validator
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .alerting.config import AlertingConfig, ConfigError, read_yaml, validate_config
+from .alerting.durations import Duration
 from .audit.config import AuditConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FreshnessChecksConfig(_Strict):
+    """Assets that must be updated within ``warn_after`` (WARN) / ``fail_after`` (ERROR)."""
+
+    assets: tuple[str, ...] = Field(min_length=1, description="asset keys, e.g. loans/fct_loans")
+    warn_after: Duration
+    fail_after: Duration
+    cron_schedule: str = "*/15 * * * *"
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> "FreshnessChecksConfig":
+        if not timedelta(0) < self.warn_after <= self.fail_after:
+            raise ValueError("need 0 < warn_after <= fail_after")
+        return self
+
+
+class DltChecksConfig(_Strict):
+    """Row-count and schema-drift checks on dagster-dlt assets."""
+
+    assets: tuple[str, ...] = Field(min_length=1, description="asset keys of dlt tables, e.g. dlt_lending_loans")
+    min_rows: int | None = Field(default=None, ge=0)
+    max_drop: float | None = Field(default=0.5, ge=0, le=1)
+    trailing_loads: int = Field(default=5, ge=1)
+    drift_severity: Literal["WARN", "ERROR"] = "WARN"
+    row_count_severity: Literal["WARN", "ERROR"] = "ERROR"
+    checks: tuple[Literal["schema_drift", "row_count"], ...] = ("schema_drift", "row_count")
+
+
+class ChecksConfig(_Strict):
+    freshness: tuple[FreshnessChecksConfig, ...] = ()
+    dlt: tuple[DltChecksConfig, ...] = ()
 
 
 class MonitoringConfig(AlertingConfig):
     audit: AuditConfig = AuditConfig()
+    checks: ChecksConfig = ChecksConfig()
     dagster_base_url: str | None = Field(
         default=None,
         description="webserver URL used for run and asset-check links, e.g. https://dagster.example.com",

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Union
 import dagster as dg
 
 from .audit.resource import AuditResource
+from .checks.freshness import build_freshness_checks
 from .config import MonitoringConfig, config_from_dict, load_config
 from .runtime import MonitoringRuntime
 from .sensors.alerts import build_alert_sensor
@@ -62,4 +63,24 @@ def build_monitoring_defs(
     if resolved.audit.enabled:
         sensors.append(build_audit_sensor(runtime=runtime, minimum_interval_seconds=audit_interval_seconds, default_status=default_status))
         resources[audit_resource_key] = AuditResource.from_audit_config(resolved.audit)
-    return dg.Definitions(sensors=sensors, resources=resources)
+    return dg.Definitions.merge(dg.Definitions(sensors=sensors, resources=resources), *configured_checks(resolved))
+
+
+def configured_checks(config: MonitoringConfig) -> list[dg.Definitions]:
+    """Freshness and dlt checks declared in the config's ``checks:`` section."""
+    out = []
+    for i, fresh in enumerate(config.checks.freshness):
+        out.append(build_freshness_checks(
+            list(fresh.assets), warn_after=fresh.warn_after, fail_after=fresh.fail_after,
+            cron_schedule=fresh.cron_schedule,
+            name=fresh.name or ("dagster_monitoring_freshness" + (f"_{i}" if i else "")),
+        ))
+    for spec in config.checks.dlt:
+        from .checks.dlt import build_dlt_checks
+
+        out.append(dg.Definitions(asset_checks=build_dlt_checks(
+            list(spec.assets), min_rows=spec.min_rows, max_drop=spec.max_drop, trailing_loads=spec.trailing_loads,
+            drift_severity=dg.AssetCheckSeverity(spec.drift_severity), row_count_severity=dg.AssetCheckSeverity(spec.row_count_severity),
+            checks=spec.checks,
+        )))
+    return out

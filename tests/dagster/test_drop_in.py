@@ -59,3 +59,25 @@ def test_component_in_yaml(tmp_path):
             sensors = {s.name: s for s in defs.sensors}
             assert set(sensors) == SENSORS
             assert sensors["dagster_monitoring_alerts"].minimum_interval_seconds == 45
+
+
+def test_checks_declared_in_the_config_come_with_the_drop_in(tmp_path):
+    path = config_file(tmp_path)
+    path.write_text(path.read_text() + (
+        "checks:\n"
+        "  freshness:\n"
+        "    - {assets: [fct_loans], warn_after: 26h, fail_after: 30h}\n"
+        "  dlt:\n"
+        "    - {assets: [raw/loans], min_rows: 100}\n"
+    ))
+    defs = dg.Definitions.merge(dg.Definitions(assets=[fct_loans]), build_monitoring_defs(path))
+    check_specs = {(s.asset_key.to_user_string(), s.name) for c in defs.asset_checks for s in c.check_specs}
+    assert {("fct_loans", "freshness"), ("raw/loans", "dlt_row_count"), ("raw/loans", "dlt_schema_drift")} <= check_specs
+    assert [s.name for s in defs.schedules] == ["dagster_monitoring_freshness_schedule"]
+
+
+def test_bad_check_config_is_named(tmp_path):
+    path = config_file(tmp_path)
+    path.write_text(path.read_text() + "checks:\n  freshness:\n    - {assets: [a], warn_after: 30h, fail_after: 1h}\n")
+    with pytest.raises(ConfigError, match=r"checks.freshness\[0\]: need 0 < warn_after <= fail_after"):
+        build_monitoring_defs(path)
