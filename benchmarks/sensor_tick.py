@@ -1,6 +1,7 @@
 """Sensor tick cost versus history: an instance with 100 and with 10,000 past runs, then 1,000
-new run status changes (half failures, half successes, over 100 jobs); prints the tick time of
-the alert and the audit sensors for each, and the ratio between the two histories.
+new run status changes (500 runs: a start and an end each; half fail; half are asset runs, whose
+check evaluations the alert sensor reads with one query per run); prints the tick time of the
+alert and the audit sensors for each, and the ratio between the two histories.
 
 Goal: the cost depends on what is new, not on history; < 1 s per 1,000 new events.
 Runs and their status events are written straight into a real Dagster instance (consolidated
@@ -33,7 +34,10 @@ from dagster_monitoring.sensors.audit_capture import build_audit_sensor  # noqa:
 def add_runs(instance: dg.DagsterInstance, n: int, offset: int) -> None:
     for i in range(n):
         job = f"job_{(offset + i) % 100:03d}"
-        run = instance.add_run(dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED))
+        # every other run is an asset run (its check evaluations are read: one query each)
+        selection = frozenset({dg.AssetKey(f"asset_{(offset + i) % 50}")}) if (offset + i) % 4 < 2 else None
+        run = instance.add_run(dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
+                                             asset_selection=selection))
         instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job_name=job), run.run_id)
         if (offset + i) % 2 == 0:
             instance.report_run_failed(run, message="boom")

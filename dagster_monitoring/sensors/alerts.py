@@ -34,9 +34,12 @@ EVENT_TYPES = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
 def check_events_of_run(
     instance: dg.DagsterInstance, run: dg.DagsterRun, runtime: MonitoringRuntime, owners: dict[dg.AssetKey, tuple[str, ...]] | None = None
 ) -> list[AlertEvent]:
-    """Every asset-check evaluation a run recorded, as events (passing ones resolve). Read for
-    every finished run: ``asset_selection`` is empty for ad-hoc materializations, so it cannot
-    tell which runs evaluated checks."""
+    """Every asset-check evaluation a run recorded, as events (passing ones resolve).
+
+    Runs of plain op jobs (no asset or check selection at all) are skipped without a query; any
+    other run is read, since ``asset_selection`` is empty (not None) for ad-hoc materializations."""
+    if run.asset_selection is None and run.asset_check_selection is None:
+        return []
     events = []
     for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000).records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
