@@ -31,6 +31,9 @@ bench: install
 	$(BIN)/python benchmarks/router_throughput.py
 	$(BIN)/python benchmarks/ticket_noise.py
 	$(BIN)/python benchmarks/audit_ingest.py
+	$(BIN)/python benchmarks/sensor_tick.py
+	$(BIN)/python benchmarks/noise_vs_msteams.py
+	$(BIN)/python benchmarks/dbt_overhead.py
 
 clean:
 	rm -rf $(VENV) .venv-bqemu .dagster_monitoring tests/render/node_modules

@@ -79,6 +79,12 @@ class DuckDBSink:
             self._create(con)
 
     def _create(self, con: duckdb.DuckDBPyConnection) -> None:
+        expected = {t.name for t in schema.tables()} | {v.name for v in schema.views()}
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [self.dataset]).fetchall()}
+        if expected <= present:  # created by an earlier process: skip ~0.1 s of DDL on every new sink
+            self._initialised = True
+            return
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
         for kind, _name, ast in schema.iter_all():
             con.execute(schema.duckdb_sql(ast, self.dataset))
