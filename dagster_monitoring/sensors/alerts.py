@@ -59,7 +59,25 @@ def check_events_of_run(
     return events
 
 
-def events_for_changes(instance: dg.DagsterInstance, changes: Sequence[StatusChange], runtime: MonitoringRuntime) -> list[AlertEvent]:
+def asset_owners(repository_def: dg.RepositoryDefinition | None) -> dict[dg.AssetKey, tuple[str, ...]]:
+    """Owners declared on the code location's assets (``owners=[...]``, dbt ``meta.owner``)."""
+    if repository_def is None:
+        return {}
+    graph = repository_def.asset_graph
+    owners = {}
+    for key in graph.get_all_asset_keys():
+        node_owners = tuple(graph.get(key).owners or ())
+        if node_owners:
+            owners[key] = node_owners
+    return owners
+
+
+def events_for_changes(
+    instance: dg.DagsterInstance,
+    changes: Sequence[StatusChange],
+    runtime: MonitoringRuntime,
+    owners: dict[dg.AssetKey, tuple[str, ...]] | None = None,
+) -> list[AlertEvent]:
     runs = {r.run_id: r for r in instance.get_runs(filters=dg.RunsFilter(run_ids=list({c.run_id for c in changes})))} if changes else {}
     events: list[AlertEvent] = []
     for change in changes:
@@ -70,7 +88,7 @@ def events_for_changes(instance: dg.DagsterInstance, changes: Sequence[StatusCha
         events.append(
             runtime.translator.to_run_event(run, failed=failed, occurred_at=change.at, error=run_failure_error(change) if failed else None)
         )
-        events.extend(check_events_of_run(instance, run, runtime))
+        events.extend(check_events_of_run(instance, run, runtime, owners))
     return events
 
 
@@ -105,7 +123,8 @@ def build_alert_sensor(
         else:
             after = int(cursor["after"])
         changes, new_after = status_changes_after(instance, after, EVENT_TYPES, max_changes_per_tick, job_names)
-        events = events_for_changes(instance, changes, runtime)
+        owners = asset_owners(getattr(context, "repository_def", None)) if changes else {}
+        events = events_for_changes(instance, changes, runtime, owners)
         result = runtime.router.process(events)
         context.update_cursor(json.dumps({"after": new_after}))
         notified = sum(1 for d in result.deliveries if d.delivered)
