@@ -26,7 +26,7 @@ from ._status_changes import (
     run_failure_error,
     status_changes_after,
 )
-from .heartbeat import with_heartbeat
+from .heartbeat import monitoring_sensor
 
 EVENT_TYPES = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
 
@@ -107,11 +107,12 @@ def build_alert_sensor(
     The first tick only sets the cursor (like ``run_failure_sensor``) unless
     ``start_from_beginning``; a tick reads at most ``max_changes_per_tick`` changes.
     """
-    if minimum_interval_seconds < 1:
-        raise ValueError("minimum_interval_seconds must be at least 1")
 
-    @with_heartbeat(name, minimum_interval_seconds, runtime)
-    def evaluate(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    @monitoring_sensor(
+        runtime=runtime, name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+        description="run failures/recoveries and asset-check results to the alert router", kind="alerts",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         instance = context.instance
         cursor = json.loads(context.cursor) if context.cursor else None
         if cursor is None:
@@ -133,14 +134,4 @@ def build_alert_sensor(
             f"{notified} delivered"
         )
 
-    @dg.sensor(
-        name=name,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        description="dagster-monitoring: run failures/recoveries and asset-check results to the alert router",
-        tags={"dagster-monitoring": "alerts"},
-    )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        return evaluate(context)
-
-    return _sensor
+    return sensor

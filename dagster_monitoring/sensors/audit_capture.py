@@ -28,7 +28,7 @@ from ._status_changes import (
     run_failure_error,
     status_changes_after,
 )
-from .heartbeat import with_heartbeat
+from .heartbeat import monitoring_sensor
 
 _STATUS = {
     DagsterEventType.RUN_START: "STARTED",
@@ -121,8 +121,11 @@ def build_audit_sensor(
     By default it backfills the instance's history on its first ticks (``max_changes_per_tick``
     at a time): the audit trail is for everything, forever."""
 
-    @with_heartbeat(name, minimum_interval_seconds, runtime)
-    def evaluate(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    @monitoring_sensor(
+        runtime=runtime, name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+        description="runs, materializations and check evaluations to the audit trail", kind="audit",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         trail = runtime.trail
         if trail is None:
             return dg.SkipReason("audit trail disabled (audit.enabled: false)")
@@ -139,14 +142,4 @@ def build_audit_sensor(
         replayed = f", {result.replayed} replayed from the spool" if result.replayed else ""
         return dg.SkipReason(f"{len(changes)} run status change(s), {len(records)} audit row(s){spooled}{replayed}")
 
-    @dg.sensor(
-        name=name,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        description="dagster-monitoring: runs, materializations and check evaluations to the audit trail",
-        tags={"dagster-monitoring": "audit"},
-    )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        return evaluate(context)
-
-    return _sensor
+    return sensor

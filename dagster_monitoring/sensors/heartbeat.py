@@ -11,6 +11,8 @@ import functools
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import dagster as dg
+
 from ..alerting.redact import describe_error
 from ..runtime import MonitoringRuntime
 
@@ -28,5 +30,36 @@ def with_heartbeat(name: str, interval_s: float, runtime: MonitoringRuntime) -> 
             return result
 
         return wrapper
+
+    return decorate
+
+
+def monitoring_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str,
+    minimum_interval_seconds: int,
+    default_status: dg.DefaultSensorStatus,
+    description: str,
+    kind: str,
+) -> Callable[[Callable[[dg.SensorEvaluationContext], dg.SkipReason]], dg.SensorDefinition]:
+    """A Dagster sensor around ``evaluate`` that records a heartbeat per tick."""
+    if minimum_interval_seconds < 1:
+        raise ValueError(f"{name}: minimum_interval_seconds must be at least 1")
+
+    def decorate(evaluate: Callable[[dg.SensorEvaluationContext], dg.SkipReason]) -> dg.SensorDefinition:
+        beating = with_heartbeat(name, minimum_interval_seconds, runtime)(evaluate)
+
+        @dg.sensor(
+            name=name,
+            minimum_interval_seconds=minimum_interval_seconds,
+            default_status=default_status,
+            description=f"dagster-monitoring: {description}",
+            tags={"dagster-monitoring": kind},
+        )
+        def _sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+            return beating(context)
+
+        return _sensor
 
     return decorate
