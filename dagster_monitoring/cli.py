@@ -14,6 +14,7 @@ from .alerting.config import ConfigError
 from .alerting.lifecycle import Transition
 from .alerting.outbox import attempt_delivery
 from .alerting.sample import sample_notification
+from .alerting.text import truncate
 from .alerting.transports import build_transports
 from .config import MonitoringConfig, load_config
 
@@ -133,8 +134,7 @@ def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> 
         if value is None:
             return ""
         text = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") and not isinstance(value, str) else str(value)
-        text = text.replace("\n", " ")
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+        return truncate(text.replace("\n", " "), max_width)
 
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]

@@ -16,6 +16,7 @@ import dagster as dg
 
 from .alerting.events import AlertEvent, Severity, Status
 from .alerting.redact import redact
+from .alerting.text import truncate
 
 OWNER_TAG_PREFIXES = ("dagster/owner", "owner", "team")
 SEVERITY_TAG = "dagster-monitoring/severity"
@@ -66,10 +67,7 @@ def default_error_text(error: Any) -> tuple[str | None, str | None]:
     message = (getattr(info, "message", "") or "").strip()
     if cls_name and message.startswith(f"{cls_name}:"):  # SerializableErrorInfo repeats the class
         message = message[len(cls_name) + 1 :].strip()
-    message = redact(message)
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[: MAX_ERROR_CHARS - 1] + "…"
-    return cls_name, message
+    return cls_name, truncate(redact(message), MAX_ERROR_CHARS)
 
 
 class DagsterAlertTranslator:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from dagster_monitoring.alerting import Severity, Status, Transition
 from dagster_monitoring.alerting.lifecycle import Observation, Phase
 
-from .helpers.factories import SimClock, make_event, make_router
+from .helpers.factories import make_event, make_router
 from .helpers.recording import RecordingTransport, down, refused
 
 

@@ -53,10 +53,15 @@ class DeliveryConfig(_Strict):
     lease: Duration = Field(default=timedelta(minutes=5), description="a claimed delivery is retried by others after this")
 
 
-def default_state_path() -> Path:
+def default_home() -> Path:
+    """Where the package keeps its files: ``$DAGSTER_HOME/dagster_monitoring``, else
+    ``./.dagster_monitoring`` (alert state, the DuckDB audit file, the spool)."""
     home = os.environ.get("DAGSTER_HOME")
-    base = Path(home) if home else Path.cwd() / ".dagster_monitoring"
-    return base / "dagster_monitoring" / "alert_state.db" if home else base / "alert_state.db"
+    return Path(home) / "dagster_monitoring" if home else Path.cwd() / ".dagster_monitoring"
+
+
+def default_state_path() -> Path:
+    return default_home() / "alert_state.db"
 
 
 class StateConfig(_Strict):

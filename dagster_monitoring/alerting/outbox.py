@@ -203,8 +203,4 @@ class Deliverer:
         return OutboxUpdate(item.id, PENDING, attempts, now + wait, error), DeliveryOutcome(n, PENDING, attempts, error, settled_at=now)
 
 
-def pending_summary(store: SqlStateStore) -> Mapping[str, int]:
-    return store.outbox_counts()
-
-
-__all__: Sequence[str] = ["Deliverer", "DeliveryOutcome", "attempt_delivery", "backoff", "pending_summary"]
+__all__: Sequence[str] = ["Deliverer", "DeliveryOutcome", "attempt_delivery", "backoff"]

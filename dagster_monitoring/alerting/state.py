@@ -208,11 +208,6 @@ class SqlStateStore:
         with self.transaction() as conn:
             return self.load(conn, [fingerprint]).get(fingerprint)
 
-    def open_incidents(self) -> list[IncidentState]:
-        with self.transaction() as conn:
-            query = sa.select(incidents.c.state).where(incidents.c.phase != Phase.OK.value)
-            return [IncidentState.from_dict(json.loads(blob)) for (blob,) in conn.execute(query)]
-
     # -- outbox ------------------------------------------------------------------------------
 
     def _insert(self, table: sa.Table):  # type: ignore[no-untyped-def]

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..alerting.config import default_home
 from ..alerting.transports._config import SecretValue
 
 _DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-
-
-def default_home() -> Path:
-    home = os.environ.get("DAGSTER_HOME")
-    return Path(home) / "dagster_monitoring" if home else Path.cwd() / ".dagster_monitoring"
 
 
 class AuditConfig(BaseModel):

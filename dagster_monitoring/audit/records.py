@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..alerting.redact import redact
+from ..alerting.text import truncate
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -28,11 +29,8 @@ def _hash_id(*parts: object) -> str:
     return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:32]
 
 
-def _truncate(text: str | None, limit: int = MAX_MESSAGE_CHARS) -> str | None:
-    if text is None:
-        return None
-    text = redact(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _redacted_and_short(text: str | None) -> str | None:
+    return None if text is None else truncate(redact(text), MAX_MESSAGE_CHARS)
 
 
 class AuditRecord(BaseModel):
@@ -58,7 +56,7 @@ class AuditRecord(BaseModel):
     @model_validator(mode="after")
     def _derive(self) -> "AuditRecord":
         for name in self.TEXT_FIELDS:
-            object.__setattr__(self, name, _truncate(getattr(self, name)))
+            object.__setattr__(self, name, _redacted_and_short(getattr(self, name)))
         if not self.event_id:
             object.__setattr__(self, "event_id", _hash_id(self.TABLE, *(getattr(self, f) for f in self.KEY_FIELDS)))
         return self

@@ -129,6 +129,14 @@ def table(name: str) -> TableDef:
     raise KeyError(f"no audit table {name!r}; known: {[t.name for t in tables()]}")
 
 
+def require_object(name: str) -> str:
+    """``name`` if it is one of the audit tables or views, else a KeyError listing them."""
+    known = {t.name for t in tables()} | {v.name for v in views()}
+    if name not in known:
+        raise KeyError(f"unknown view {name!r}; known: {sorted(known)}")
+    return name
+
+
 def _retarget(ast: exp.Create, dataset: str, project: str | None) -> exp.Create:
     """Point every reference to the canonical dataset at the configured one."""
     ast = ast.copy()

@@ -11,7 +11,7 @@ from dagster_monitoring.runtime import MonitoringRuntime
 from dagster_monitoring.sensors.alerts import build_alert_sensor
 
 from ..helpers.http_server import LocalHTTPServer, Response
-from .test_dlt import LOANS, Lending, drifted_rows, lending, loan_rows  # noqa: F401
+from .test_dlt import Lending, drifted_rows, lending, loan_rows  # noqa: F401
 
 
 def card_of(request: Any) -> dict:

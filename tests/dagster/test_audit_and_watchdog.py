@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dagster as dg
 
 from dagster_monitoring.sensors.alerts import build_alert_sensor
 from dagster_monitoring.sensors.audit_capture import build_audit_sensor

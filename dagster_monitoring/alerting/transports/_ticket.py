@@ -26,6 +26,7 @@ from ..events import short_hash
 from ..lifecycle import Transition
 from ..notification import Notification
 from ..redact import redact
+from ..text import truncate
 
 LINK_TITLES = {
     "run": "Dagster run",
@@ -61,10 +62,6 @@ def own_ticket(notification: Notification, receiver: str) -> Mapping[str, str] |
     if ref.get("incident_id", notification.incident.incident_id) != notification.incident.incident_id:
         return None
     return ref
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def one_line(text: str, limit: int) -> str:

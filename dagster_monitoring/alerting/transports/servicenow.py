@@ -32,7 +32,8 @@ from ..notification import Notification
 from ..redact import get_logger
 from ._api import JsonApi, check_credentials, credential_headers, reject_managed_fields
 from ._config import ReceiverConfigBase, SecretValue
-from ._ticket import AWAIT_TICKET_SECONDS, OPENED_BY, own_ticket, ticket_key, ticket_text, truncate, update_text
+from ..text import truncate
+from ._ticket import AWAIT_TICKET_SECONDS, OPENED_BY, own_ticket, ticket_key, ticket_text, update_text
 from .base import DeliveryResult, HttpJsonPoster
 
 _log = get_logger(__name__)

@@ -16,6 +16,7 @@ from ..events import Severity
 from ..lifecycle import Transition
 from ..notification import Notification
 from ..redact import redact
+from ..text import truncate
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.5"
@@ -34,10 +35,6 @@ _LINK_TITLES = {
 }
 # Detail levels tried in order until the payload fits: (max chars per detail value, keep details?)
 _DETAIL_LEVELS = ((1500, True), (400, True), (120, True), (0, False))
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def _links(notification: Notification) -> list[dict[str, Any]]:
@@ -59,9 +56,9 @@ def _details_block(notification: Notification, limit: int) -> list[dict[str, Any
     for key, value in details.items():
         text = redact(value if isinstance(value, str) else json.dumps(value, default=str))
         if len(text) > 80 or "\n" in text:
-            long_texts.append((key, _truncate(text, limit)))
+            long_texts.append((key, truncate(text, limit)))
         else:
-            facts.append({"title": key.replace("_", " ").capitalize(), "value": _truncate(text, limit)})
+            facts.append({"title": key.replace("_", " ").capitalize(), "value": truncate(text, limit)})
     items: list[dict[str, Any]] = [{"type": "TextBlock", "text": "Details", "weight": "Bolder", "spacing": "Medium"}]
     if facts:
         items.append({"type": "FactSet", "facts": facts})

@@ -166,9 +166,7 @@ class BigQuerySink:
         return result
 
     def query_view(self, view: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        known = {v.name for v in schema.views()} | {t.name for t in schema.tables()}
-        if view not in known:
-            raise KeyError(f"unknown view {view!r}; known: {sorted(known)}")
+        schema.require_object(view)
         sql = f"SELECT * FROM `{self.table_id(view)}`" + (f" LIMIT {int(limit)}" if limit else "")
         return self.query(sql)
 

@@ -126,9 +126,7 @@ class DuckDBSink:
             return [d[0] for d in cur.description], cur.fetchall()
 
     def query_view(self, view: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        known = {v.name for v in schema.views()} | {t.name for t in schema.tables()}
-        if view not in known:
-            raise KeyError(f"unknown view {view!r}; known: {sorted(known)}")
+        schema.require_object(view)
         if not self.path.exists():
             self.init()
         sql = f'SELECT * FROM "{self.dataset}"."{view}"' + (f" LIMIT {int(limit)}" if limit else "")
