@@ -7,6 +7,7 @@ type fills its page, the others are cut at the same storage id so nothing is ski
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
@@ -35,6 +36,20 @@ def latest_storage_id(instance: dg.DagsterInstance, event_types: Iterable[Dagste
         if result.records:
             latest = max(latest, result.records[0].storage_id)
     return latest
+
+
+def read_cursor(
+    context: dg.SensorEvaluationContext, event_types: Sequence[DagsterEventType], start_from_beginning: bool
+) -> tuple[int, bool]:
+    """(storage id to read after, whether this is the sensor's first tick). A first tick that does
+    not start from the beginning starts after the newest change: history is not replayed."""
+    if context.cursor:
+        return int(json.loads(context.cursor)["after"]), False
+    return (0 if start_from_beginning else latest_storage_id(context.instance, event_types)), True
+
+
+def save_cursor(context: dg.SensorEvaluationContext, after: int) -> None:
+    context.update_cursor(json.dumps({"after": after}))
 
 
 def status_changes_after(

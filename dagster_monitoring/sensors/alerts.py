@@ -10,7 +10,6 @@ recoveries whose flap window has passed.
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import dagster as dg
@@ -20,10 +19,11 @@ from ..alerting.events import AlertEvent
 from ..runtime import MonitoringRuntime
 from ._status_changes import (
     StatusChange,
-    latest_storage_id,
     metadata_values,
+    read_cursor,
     record_time,
     run_failure_error,
+    save_cursor,
     status_changes_after,
 )
 from .heartbeat import monitoring_sensor
@@ -114,20 +114,16 @@ def build_alert_sensor(
     )
     def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         instance = context.instance
-        cursor = json.loads(context.cursor) if context.cursor else None
-        if cursor is None:
-            after = 0 if start_from_beginning else latest_storage_id(instance, EVENT_TYPES)
-            if not start_from_beginning:
-                context.update_cursor(json.dumps({"after": after}))
-                runtime.router.tick()
-                return dg.SkipReason(f"first tick: watching run status changes after storage id {after}")
-        else:
-            after = int(cursor["after"])
+        after, first = read_cursor(context, EVENT_TYPES, start_from_beginning)
+        if first and not start_from_beginning:
+            save_cursor(context, after)
+            runtime.router.tick()
+            return dg.SkipReason(f"first tick: watching run status changes after storage id {after}")
         changes, new_after = status_changes_after(instance, after, EVENT_TYPES, max_changes_per_tick, job_names)
         owners = asset_owners(getattr(context, "repository_def", None)) if changes else {}
         events = events_for_changes(instance, changes, runtime, owners)
         result = runtime.router.process(events)
-        context.update_cursor(json.dumps({"after": new_after}))
+        save_cursor(context, new_after)
         notified = sum(1 for d in result.deliveries if d.delivered)
         return dg.SkipReason(
             f"{len(changes)} run status change(s), {len(events)} event(s), {len(result.notifications)} notification(s) queued, "

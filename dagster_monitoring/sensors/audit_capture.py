@@ -22,10 +22,11 @@ from ._status_changes import (
     ALL_STATUSES,
     FINISHED,
     StatusChange,
-    latest_storage_id,
     metadata_values,
+    read_cursor,
     record_time,
     run_failure_error,
+    save_cursor,
     status_changes_after,
 )
 from .heartbeat import monitoring_sensor
@@ -129,15 +130,11 @@ def build_audit_sensor(
         trail = runtime.trail
         if trail is None:
             return dg.SkipReason("audit trail disabled (audit.enabled: false)")
-        cursor = json.loads(context.cursor) if context.cursor else None
-        if cursor is None and not start_from_beginning:
-            after = latest_storage_id(context.instance, ALL_STATUSES)
-        else:
-            after = int(cursor["after"]) if cursor else 0
+        after, _first = read_cursor(context, ALL_STATUSES, start_from_beginning)
         changes, new_after = status_changes_after(context.instance, after, ALL_STATUSES, max_changes_per_tick)
         records = records_for_changes(context.instance, changes, runtime)
         result = trail.write(records)
-        context.update_cursor(json.dumps({"after": new_after}))
+        save_cursor(context, new_after)
         spooled = f", {result.spooled} spooled (sink unavailable)" if result.spooled else ""
         replayed = f", {result.replayed} replayed from the spool" if result.replayed else ""
         return dg.SkipReason(f"{len(changes)} run status change(s), {len(records)} audit row(s){spooled}{replayed}")
