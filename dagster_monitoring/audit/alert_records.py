@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..alerting.lifecycle import Observation
 from ..alerting.outbox import DeliveryOutcome
 from ..alerting.router import Decision
 from .records import AlertNotificationRecord
 
 
 def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRecord]:
+    """Decisions about incidents. A success with no incident open (every green run, every
+    healthy watchdog tick) decided nothing and is left out: it would be most of the rows."""
     records = []
     for d in decisions:
+        if d.observation is Observation.HEALTHY:
+            continue
         ev = d.event
         records.append(
             AlertNotificationRecord.build(

@@ -115,3 +115,16 @@ def test_router_decisions_and_deliveries_land_in_alert_notifications(trail, tmp_
         "SELECT observation, transition FROM audit_test.alert_notifications "
         "WHERE record_type = 'decision' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts")[1]
     assert decisions == [("opened", "new"), ("continued", "ongoing"), ("recovered", "recovered")]
+
+
+def test_successes_with_no_incident_open_write_no_decision_rows(trail, tmp_path, clock):
+    router = make_router({
+        "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "sent.jsonl")}],
+        "routes": [{"receivers": ["file"]}],
+        "state": {"path": str(tmp_path / "state.db")},
+    }, clock)
+    router.on_decision = lambda ds: trail.write(decision_records(ds))
+    for hour in range(5):  # a job that keeps succeeding
+        clock.now = tl.at(hour)
+        assert [d.observation.value for d in router.process([make_event("loans_daily", "passing", at=clock.now)]).decisions] == ["healthy"]
+    assert count(trail, "alert_notifications") == 0
