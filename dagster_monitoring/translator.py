@@ -151,8 +151,9 @@ class DagsterAlertTranslator:
 
     def get_check_links(self, asset_key: dg.AssetKey, check_name: str, run_id: str | None) -> dict[str, str]:
         links = {}
-        if run_id and default_run_url(run_id, self.settings):
-            links["run"] = default_run_url(run_id, self.settings)  # type: ignore[assignment]
+        run_url = default_run_url(run_id, self.settings) if run_id else None
+        if run_url:
+            links["run"] = run_url
         check_url = default_asset_url(asset_key, self.settings, check_name)
         if check_url:
             links["asset_check"] = check_url
