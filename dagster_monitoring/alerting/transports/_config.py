@@ -22,7 +22,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _resolve_secret(value: Any, handler: Any, info: ValidationInfo) -> SecretStr:
-    source = (info.context or {}).get("source") if info.context else None
+    source = (info.context or {}).get("source")
     if isinstance(value, dict):
         if set(value) != {"env"} or not isinstance(value["env"], str):
             raise ValueError("write a secret as {env: VARIABLE_NAME}")
