@@ -9,21 +9,23 @@ $(BIN)/uv:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[test]'
+# One stamp per extra: `make demo` installs what the demo needs, `make test` adds the test tools.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[$*]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-test
 
 # Debian chromium + fonts + PostgreSQL server binaries, npm adaptivecards (card rendering test).
 system-deps:
 	bash scripts/install_system_deps.sh
 
-demo: install
-	$(BIN)/dagster-monitoring send-test --config examples/monitoring.local.yaml --receiver local-file
-	@echo "The alert was appended to .dagster_monitoring/alerts.jsonl"
+# The example project green, broken and fixed, in a new temporary Dagster home
+# (DEMO_ARGS="--home DIR" to choose it, "--config monitoring.yaml" to send to your Teams too).
+demo: $(VENV)/.installed-demo
+	$(BIN)/dagster-monitoring demo $(DEMO_ARGS)
 
-test: install system-deps
+test: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m pytest
 
 bench: install

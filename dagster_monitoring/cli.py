@@ -1,11 +1,11 @@
-"""``dagster-monitoring``: check a config, send a test alert, and (later issues) run the demo
-and query the audit trail."""
+"""``dagster-monitoring``: run the demo, check a config, send a test alert, query the audit trail."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -35,6 +35,24 @@ def _load(path: str) -> MonitoringConfig:
 def main(verbose: bool) -> None:
     """Stateful alerts, audit trail and data-quality checks for Dagster."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command("demo")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Dagster home to run in (default: a new temporary folder)")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="monitoring YAML whose receivers (Teams, e-mail, ...) get the demo's alerts too")
+def demo_cmd(home: Path | None, config_path: Path | None) -> None:
+    """Run the example project green, break it, fix it: alerts, card previews, audit views.
+
+    Needs the dbt and dlt extras: pip install 'dagster-monitoring[demo]'."""
+    if config_path is not None:
+        _load(str(config_path))  # a bad config fails here, naming the field, before anything runs
+    try:
+        from .example.demo import run_demo
+    except ImportError as exc:
+        click.echo(f"error: the demo needs the dbt and dlt extras ({exc}); pip install 'dagster-monitoring[demo]'", err=True)
+        sys.exit(2)
+    run_demo(home, config_path, echo=click.echo)
 
 
 @main.command("validate-config")

@@ -1,7 +1,7 @@
 """The Teams cards rendered for real: npm ``adaptivecards`` (pinned in tests/render) in headless Chromium.
 
-For a failure card and a recovery card built from ``sample_notification``, the page
-tests/render/render.html parses and renders the card; ``--dump-dom`` gives the rendered DOM. The
+For a failure card and a recovery card built from ``sample_notification``, the preview page
+(dagster_monitoring/card_preview.html, the one ``dagster-monitoring demo`` writes) parses and renders the card; ``--dump-dom`` gives the rendered DOM. The
 assertions read the rendered elements (text, the action buttons and the URL the parsed
 ``Action.OpenUrl`` object carries) and the parse/validation messages of the renderer. Each run
 also screenshots them (to docs/img/card_failure.png and card_recovered.png with DM_SAVE_SCREENSHOTS=1).
@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import struct
-import subprocess
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -28,19 +26,11 @@ import pytest
 from dagster_monitoring.alerting import Transition
 from dagster_monitoring.alerting.sample import sample_notification
 from dagster_monitoring.alerting.transports.teams_card import build_card
+from dagster_monitoring.card_preview import LOCAL_RENDERER, WIDTH, card_page, chromium, find_chromium, page_result, screenshot
 
 REPO = Path(__file__).resolve().parents[1]
-RENDER_DIR = REPO / "tests" / "render"
-TEMPLATE = RENDER_DIR / "render.html"
-ADAPTIVECARDS_JS = RENDER_DIR / "node_modules" / "adaptivecards" / "dist" / "adaptivecards.min.js"
+ADAPTIVECARDS_JS = LOCAL_RENDERER / "dist" / "adaptivecards.min.js"
 DOCS_IMG = REPO / "docs" / "img"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-    "--hide-scrollbars", "--force-device-scale-factor=1",
-]
-WIDTH = 800
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)  # fixed, so the screenshots only change when the card does
 
 pytestmark = pytest.mark.chromium
@@ -52,7 +42,7 @@ def _in_ci() -> bool:
 
 def require_renderer() -> str:
     """The Chromium executable; skip (workstation) or fail (CI) when a tool is missing."""
-    exe = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+    exe = find_chromium()
     missing = []
     if not exe:
         missing.append("Debian chromium")
@@ -67,33 +57,8 @@ def require_renderer() -> str:
     return exe
 
 
-# -- the page, Chromium, the DOM -----------------------------------------------------------------
-
-
-def card_page(card: dict[str, Any]) -> str:
-    """render.html with ``card`` in place of its placeholder and a <base> back to tests/render."""
-    template = TEMPLATE.read_text(encoding="utf-8")
-    card_json = json.dumps(card, ensure_ascii=False).replace("</", "<\\/")  # cannot close the <script>
-    page, count = re.subn(
-        r'(<script type="application/json" id="dm-card-json">).*?(</script>)',
-        lambda m: m.group(1) + card_json + m.group(2), template, count=1, flags=re.S,
-    )
-    assert count == 1, "render.html lost its dm-card-json script"
-    return page.replace("<head>", f'<head>\n<base href="{RENDER_DIR.as_uri()}/">', 1)
-
-
-def chromium(exe: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    proc = subprocess.run(
-        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=90, check=False,
-    )
-    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
-    return proc
-
-
 class RenderedCard(HTMLParser):
-    """What --dump-dom shows: text and buttons under <div id="card">, and the page's result JSON."""
+    """What --dump-dom shows: text and buttons under the first div.dm-card, and the page's result JSON."""
 
     VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -104,7 +69,7 @@ class RenderedCard(HTMLParser):
         self.containers: list[str] = []  # inline styles of .ac-container elements, document order
         self.result_json = ""
         self.rendered_flag: str | None = None
-        self._card_depth = 0  # >0 while inside div#card
+        self._card_depth = 0  # >0 while inside the first div.dm-card
         self._button: dict[str, str] | None = None
         self._in_result = False
         self.feed(dom)
@@ -117,7 +82,7 @@ class RenderedCard(HTMLParser):
             self.rendered_flag = a.get("data-dm-rendered")
         if tag == "pre" and a.get("id") == "dm-result":
             self._in_result = True
-        if self._card_depth == 0 and tag == "div" and a.get("id") == "card":
+        if self._card_depth == 0 and tag == "div" and "dm-card" in a.get("class", "").split():
             self._card_depth = 1
             return
         if self._card_depth and tag not in self.VOID:
@@ -168,16 +133,14 @@ def render(card: dict[str, Any], tmp_path: Path, name: str) -> RenderedCard:
     exe = require_renderer()
     page = tmp_path / f"card_{name}.html"
     page.write_text(card_page(card), encoding="utf-8")
-    dom = chromium(exe, tmp_path, f"--window-size={WIDTH},1000", "--dump-dom", page.as_uri()).stdout
+    dom = chromium(exe, f"--window-size={WIDTH},1000", "--dump-dom", page.as_uri()).stdout
     rendered = RenderedCard(dom)
     assert rendered.result, f"the page wrote no result; DOM starts: {dom[:500]}"
+    assert rendered.result == page_result(dom)
 
     height = int(rendered.result.get("height") or 1000)
     out = DOCS_IMG if os.environ.get("DM_SAVE_SCREENSHOTS") == "1" else tmp_path
-    out.mkdir(parents=True, exist_ok=True)
-    png = out / f"card_{name}.png"
-    png.unlink(missing_ok=True)
-    chromium(exe, tmp_path, f"--window-size={WIDTH},{height}", f"--screenshot={png}", page.as_uri())
+    png = screenshot(exe, page, out / f"card_{name}.png", height)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", data[16:24]) == (WIDTH, height)

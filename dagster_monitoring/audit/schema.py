@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
 import sqlglot
 from sqlglot import exp
 
+from ..shipped import shipped_dir
+
 CANONICAL_DATASET = "dagster_audit"
 
 
 def sql_root() -> Path:
-    """``audit_sql/`` shipped inside the package (a symlink-free copy is packaged at build)."""
-    packaged = resources.files("dagster_monitoring") / "audit_sql"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "audit_sql"
+    """``audit_sql/``: shipped inside the package, or the repo's folder in a checkout."""
+    return shipped_dir("audit_sql")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
 import dagster as dg
+from dagster_shared.record import as_dict, is_record
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.event_log.base import EventLogRecord, RunStatusChangeRecordsFilter
 
@@ -103,5 +104,18 @@ def record_time(record: EventLogRecord) -> datetime:
 
 
 def metadata_values(metadata: dict) -> dict:
-    """MetadataValue objects as plain values."""
-    return {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
+    """MetadataValue objects as plain, JSON-friendly values.
+
+    Some values are Dagster records (a dlt asset's ``TableSchema``): records are named tuples
+    that refuse iteration, so ``json.dumps`` cannot take them; they become dicts here."""
+    return {k: _plain(getattr(v, "value", v)) for k, v in (metadata or {}).items()}
+
+
+def _plain(value: object) -> object:
+    if is_record(value):
+        return {k: _plain(v) for k, v in as_dict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return value

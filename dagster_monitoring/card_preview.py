@@ -1,0 +1,114 @@
+"""Teams card previews: an HTML page that renders cards with the official Adaptive Cards JS
+renderer, and a PNG of it from headless Chromium when one is installed.
+
+The page (``card_preview.html``) loads ``adaptivecards`` from ``tests/render/node_modules`` in a
+checkout (installed by ``scripts/install_system_deps.sh``), else from unpkg.com, so it opens in
+any browser. The PNG needs Chromium and the local renderer (no network from Chromium here).
+Plain Python; the card rendering test uses the same page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .shipped import REPO_ROOT
+
+ADAPTIVECARDS_VERSION = "3.0.6"  # pinned in tests/render/package.json
+LOCAL_RENDERER = REPO_ROOT / "tests" / "render" / "node_modules" / "adaptivecards"
+CDN_RENDERER = f"https://unpkg.com/adaptivecards@{ADAPTIVECARDS_VERSION}/"
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--hide-scrollbars", "--force-device-scale-factor=1",
+)
+WIDTH = 800
+
+
+def local_renderer() -> Path | None:
+    """The npm ``adaptivecards`` package folder, when installed in this checkout."""
+    return LOCAL_RENDERER if (LOCAL_RENDERER / "dist" / "adaptivecards.min.js").is_file() else None
+
+
+def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]], renderer_base: str | None = None) -> str:
+    """The preview page with ``cards`` (one AdaptiveCard or a list) in place of its placeholder."""
+    if renderer_base is None:
+        local = local_renderer()
+        renderer_base = local.as_uri() + "/" if local else CDN_RENDERER
+    template = (resources.files("dagster_monitoring") / "card_preview.html").read_text(encoding="utf-8")
+    payload = json.dumps(cards if isinstance(cards, dict) else list(cards), ensure_ascii=False).replace("</", "<\\/")
+    page, count = re.subn(
+        r'(<script type="application/json" id="dm-card-json">).*?(</script>)',
+        lambda m: m.group(1) + payload + m.group(2), template, count=1, flags=re.S,
+    )
+    if count != 1:
+        raise RuntimeError("card_preview.html lost its dm-card-json script")
+    return page.replace("<head>", f'<head>\n<base href="{renderer_base}">', 1)
+
+
+def find_chromium() -> str | None:
+    exe = "/usr/bin/chromium"
+    return exe if os.access(exe, os.X_OK) else shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(exe: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """One headless Chromium call with a throwaway profile; raises with Chromium's stderr on failure."""
+    with tempfile.TemporaryDirectory(prefix="dm-chromium-") as profile:
+        proc = subprocess.run(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc
+
+
+def page_result(dom: str) -> dict[str, Any]:
+    """The JSON the page writes into ``<pre id="dm-result">`` after rendering."""
+    match = re.search(r'<pre id="dm-result"[^>]*>(.*?)</pre>', dom, flags=re.S)
+    if not match:
+        return {}
+    return json.loads(html.unescape(match.group(1)) or "{}")
+
+
+def screenshot(exe: str, page: Path, png: Path, height: int) -> Path:
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.unlink(missing_ok=True)
+    chromium(exe, f"--window-size={WIDTH},{height}", f"--screenshot={png}", page.as_uri())
+    return png
+
+
+@dataclass(frozen=True)
+class Preview:
+    html: Path
+    png: Path | None
+    note: str | None = None  # why there is no PNG
+
+
+def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
+    """Write the HTML page for ``cards`` and, when Chromium and the local renderer exist, a PNG
+    sized to the rendered cards next to it."""
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(card_page(list(cards)), encoding="utf-8")
+    exe = find_chromium()
+    if exe is None or local_renderer() is None:
+        missing = " and ".join(m for m, ok in (("chromium", exe), ("tests/render/node_modules (npm ci --prefix tests/render)", local_renderer())) if not ok)
+        return Preview(html_path, None, f"no PNG: needs {missing} (scripts/install_system_deps.sh)")
+    try:
+        result = page_result(chromium(exe, f"--window-size={WIDTH},1000", "--dump-dom", html_path.as_uri()).stdout)
+        if not result.get("ok"):
+            return Preview(html_path, None, f"no PNG: the renderer reported {result.get('errors') or 'nothing'}")
+        png = screenshot(exe, html_path, html_path.with_suffix(".png"), int(result.get("height") or 1000))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        return Preview(html_path, None, f"no PNG: {exc}")
+    return Preview(html_path, png)

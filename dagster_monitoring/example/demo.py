@@ -1,0 +1,244 @@
+"""``dagster-monitoring demo``: the example project goes green, breaks, and is fixed, for real.
+
+Everything runs in one Dagster home (a temporary folder, or ``--home``): real runs of the
+example's jobs on a real instance, then one tick of the monitoring sensors (Dagster's own
+``build_sensor_context``; the same sensors ``dagster dev`` runs every 30 s). Three things break
+at once, as they do on a bad morning: the loan extract arrives with a loan that has no principal
+and a new ``currency`` column (a critical dbt test fails, dlt's schema changes), and the
+partner's payments file does not arrive (a plain job raises). The fix restores both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ..alerting.config import default_home, read_yaml
+from ..alerting.notification import Notification
+from ..alerting.text import truncate
+from ..alerting.transports.teams_card import build_card
+from ..card_preview import Preview, write_preview
+from .project import build_example_defs, example_monitoring_config
+from .settings import EXTRACTS, PARTNER_FILE, ExampleSettings, restore_partner_file
+
+DEMO_FILE_RECEIVER = "demo-file"
+ALERT_SENSOR = "dagster_monitoring_alerts"
+AUDIT_SENSOR = "dagster_monitoring_audit"
+JOBS = ("lender_daily", "import_partner_payments")
+BAD_LOAN = {"loan_id": "L-0999", "customer_id": "C-999", "product": "personal", "principal_amount": "",
+            "annual_rate_pct": "11.90", "term_months": "12", "disbursed_on": "2025-06-01", "status": "frozen"}
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Phase:
+    name: str
+    runs: dict[str, bool]  # job -> succeeded
+    alerts: list[dict[str, Any]]  # what the file receiver wrote in this phase
+    recent_failures: tuple[list[str], list[tuple[Any, ...]]]
+    preview: Preview | None = None
+
+
+@dataclass
+class DemoResult:
+    home: Path
+    alerts_file: Path
+    audit_file: Path
+    previews_dir: Path
+    log_file: Path
+    phases: dict[str, Phase] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def demo_config(settings: ExampleSettings, user_config: Path | None) -> dict[str, Any]:
+    """The example's local config, or the user's (their Teams / e-mail receivers) with the demo's
+    file receiver added in front of it. State and audit always take their defaults in the demo's
+Dagster home (the DuckDB audit trail, even when the user's config says BigQuery), and the
+    flap window is 0 s so the recovery is announced on the next tick (production default: 15 min)."""
+    local = example_monitoring_config(settings)
+    config = dict(local)
+    if user_config is not None:
+        config = dict(read_yaml(user_config))
+        config["receivers"] = [{**local["receivers"][0], "name": DEMO_FILE_RECEIVER}, *config.get("receivers", [])]
+        config["routes"] = [{"receivers": [DEMO_FILE_RECEIVER], "continue": True}, *config.get("routes", [])]
+        config.pop("state", None)
+        config.pop("audit", None)
+        config.setdefault("dagster_base_url", local["dagster_base_url"])
+    config["policy"] = {**config.get("policy", {}), "flap_window": "0s"}
+    return config
+
+
+def break_extracts(settings: ExampleSettings) -> None:
+    """A bad loan (no principal, an unknown status) and a new column in the loan extract; no partner file."""
+    clean = settings.dbt_project_dir / "data" / "loans.csv"
+    with clean.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows.append(dict(BAD_LOAN))
+    with (settings.landing_dir / "loans.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0].keys(), "currency"])
+        writer.writeheader()
+        writer.writerows({**row, "currency": "EUR"} for row in rows)
+    (settings.landing_dir / PARTNER_FILE).unlink(missing_ok=True)
+
+
+def restore_extracts(settings: ExampleSettings) -> None:
+    for name in EXTRACTS:
+        shutil.copyfile(settings.dbt_project_dir / "data" / name, settings.landing_dir / name)
+    restore_partner_file(settings)
+
+
+class Demo:
+    """The example's definitions on one instance, with the alert and audit sensors ticked by hand."""
+
+    def __init__(self, home: Path, user_config: Path | None, echo: Echo) -> None:
+        self.home, self.echo = home, echo
+        self.settings = ExampleSettings(home / "dagster_monitoring" / "example").prepare()
+        self.log_file = self.settings.home / "demo.log"
+        with captured_output(self.log_file):  # dbt parse on first load
+            self.defs = build_example_defs(self.settings, monitoring=demo_config(self.settings, user_config))
+        self.repo = self.defs.get_repository_def()
+        self.instance = dg.DagsterInstance.get()
+        self.sensors = {s.name: s for s in self.defs.sensors}
+        self.cursors: dict[str, str | None] = {}
+        self.alerts_seen = self._alert_lines()
+
+    def _alert_lines(self) -> int:
+        path = self.settings.alerts_file
+        return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+    def tick(self) -> None:
+        for name in (ALERT_SENSOR, AUDIT_SENSOR):
+            context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(name), repository_def=self.repo)
+            self.sensors[name](context)
+            self.cursors[name] = context.cursor
+
+    def run_jobs(self) -> dict[str, bool]:
+        outcome = {}
+        with captured_output(self.log_file):
+            for job in JOBS:
+                result = self.defs.resolve_job_def(job).execute_in_process(instance=self.instance, raise_on_error=False)
+                outcome[job] = result.success
+        return outcome
+
+    def new_alerts(self) -> list[dict[str, Any]]:
+        lines = self.settings.alerts_file.read_text(encoding="utf-8").splitlines() if self.settings.alerts_file.exists() else []
+        fresh = [json.loads(line) for line in lines[self.alerts_seen:]]
+        self.alerts_seen = len(lines)
+        return fresh
+
+    def recent_failures(self) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return self.defs.resources["audit"].get_trail().sink.query_view("vw_recent_failures")
+
+    def phase(self, name: str, prepare: Callable[[ExampleSettings], None]) -> Phase:
+        prepare(self.settings)
+        runs = self.run_jobs()
+        self.tick()
+        return Phase(name, runs, self.new_alerts(), self.recent_failures())
+
+
+@contextlib.contextmanager
+def captured_output(log_file: Path) -> Iterator[None]:
+    """Dagster's run logs and dbt's output go to ``log_file``, so the terminal shows the story.
+
+    dagster-dbt writes dbt's lines to ``sys.stdout``, Dagster's console logger to ``sys.stderr``
+    (its handler is made when a run starts), and library loggers propagate to the root logger."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    with log_file.open("a", encoding="utf-8") as handle:
+        file_handler = logging.StreamHandler(handle)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        saved = root.handlers[:]
+        root.handlers = [file_handler]
+        try:
+            with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+                yield
+        finally:
+            root.handlers = saved
+
+
+def alert_line(alert: Mapping[str, Any]) -> str:
+    """One alert as the terminal shows it: badge, source/kind, entity, owners."""
+    event = alert["event"]
+    badge = "RECOVERED" if alert["transition"] == "recovered" else f"{alert['severity'].upper()} {alert['transition']}"
+    owners = ", ".join(event.get("owners") or ()) or "no owner"
+    return f"  {badge:<13} {event['source'] + '/' + event['kind']:<18} {truncate(event['entity'], 60):<60}  {owners}"
+
+
+def print_failures(echo: Echo, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    from ..cli import format_table
+
+    keep = [c for c in ("entity_type", "entity", "severity", "failures_in_streak", "last_error") if c in columns]
+    index = [columns.index(c) for c in keep]
+    echo(format_table(keep, [tuple(r[i] for i in index) for r in rows], max_width=70))
+
+
+def previews(phase: Phase, out_dir: Path) -> Preview | None:
+    cards = [build_card(Notification.from_dict(a)) for a in phase.alerts]
+    return write_preview(cards, out_dir / f"{phase.name}.html") if cards else None
+
+
+def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = print) -> DemoResult:
+    """Run the whole story; returns what happened (the tests assert on it)."""
+    started = time.monotonic()
+    home = (home or Path(tempfile.mkdtemp(prefix="dagster-monitoring-demo-"))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists():  # SQLite storage in the home (Dagster's default), said out loud
+        instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.pop("DAGSTER_MONITORING_CONFIG", None)  # the demo's config is explicit
+    echo(f"dagster-monitoring demo in {home}")
+    echo("[1/5] loading the example project (dlt -> dbt -> checks, monitoring merged in) ...")
+    demo = Demo(home, config, echo)
+    restore_extracts(demo.settings)
+    demo.tick()  # the first tick only sets the sensors' cursors
+    result = DemoResult(home, demo.settings.alerts_file, default_home() / "audit.duckdb", demo.settings.home / "previews", demo.log_file)
+
+    steps = [
+        ("green", "[2/5] green: the extracts are clean, the partner file is there", restore_extracts),
+        ("broken", "[3/5] broken: a loan without a principal and a new 'currency' column in the loan extract; no partner file", break_extracts),
+        ("recovered", "[4/5] fixed: clean extracts, the partner file arrives", restore_extracts),
+    ]
+    for name, title, prepare in steps:
+        echo(title)
+        phase = demo.phase(name, prepare)
+        result.phases[name] = phase
+        echo("  runs: " + ", ".join(f"{job} {'succeeded' if ok else 'FAILED'}" for job, ok in phase.runs.items()))
+        echo(f"  sensors ticked; {len(phase.alerts)} alert(s) sent" + (":" if phase.alerts else ""))
+        for alert in phase.alerts:
+            echo(alert_line(alert))
+        phase.preview = previews(phase, result.previews_dir)
+        echo("  vw_recent_failures:" if phase.recent_failures[1] else "  vw_recent_failures: empty, nothing is failing")
+        if phase.recent_failures[1]:
+            print_failures(lambda text: echo("    " + text.replace("\n", "\n    ")), *phase.recent_failures)
+
+    result.seconds = time.monotonic() - started
+    echo(f"[5/5] done in {result.seconds:.0f} s")
+    where = [("alerts (JSON lines)", str(result.alerts_file))]
+    for phase in result.phases.values():
+        if phase.preview:
+            where.append((f"cards, {phase.name}", str(phase.preview.html)))
+            where.append(("", str(phase.preview.png) if phase.preview.png else f"({phase.preview.note})"))
+    where += [
+        ("audit trail (DuckDB)", str(result.audit_file)),
+        ("Dagster and dbt logs", str(result.log_file)),
+        ("query the trail", f"DAGSTER_HOME={home} dagster-monitoring audit query vw_run_summary"),
+        ("browse it", f"DAGSTER_HOME={home} dagster dev -m dagster_monitoring.example.definitions"),
+    ]
+    for label, value in where:
+        echo(f"  {label:<21} {value}")
+    return result

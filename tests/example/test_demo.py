@@ -1,0 +1,134 @@
+"""The demo story end to end (real Dagster runs, real dbt and dlt, real sensor ticks): what the
+on-call engineer receives and what the audit views say, before and after the fix."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from dagster_monitoring.alerting.notification import Notification
+from dagster_monitoring.alerting.transports.teams_card import build_card
+
+CRITICAL_TEST = "stg_loans:not_null_stg_loans_principal_amount"
+WARN_TEST_PREFIX = "stg_loans:accepted_values_stg_loans_status"
+DRIFT = "raw/loans:dlt_schema_drift"
+EXPECTED_NEW = {
+    ("dbt", "asset_check", CRITICAL_TEST): "critical",
+    ("dlt", "schema_drift", DRIFT): "warn",
+    ("dagster", "run", "lender_daily"): "error",
+    ("dagster", "run", "import_partner_payments"): "error",
+}
+
+
+def by_entity(alerts):
+    out = {}
+    for alert in alerts:
+        event = alert["event"]
+        entity = event["entity"]
+        if entity.startswith(WARN_TEST_PREFIX):
+            entity = WARN_TEST_PREFIX
+        out[(event["source"], event["kind"], entity)] = alert
+    return out
+
+
+def test_green_phase_sends_nothing_and_no_failures(demo_run):
+    result, _ = demo_run
+    green = result.phases["green"]
+    assert green.runs == {"lender_daily": True, "import_partner_payments": True}
+    assert green.alerts == []
+    assert green.recent_failures[1] == []
+    assert green.preview is None
+
+
+def test_broken_phase_sends_one_new_alert_per_failure_with_what_broke_and_who_owns_it(demo_run):
+    result, _ = demo_run
+    broken = result.phases["broken"]
+    assert broken.runs == {"lender_daily": False, "import_partner_payments": False}
+    assert [a["transition"] for a in broken.alerts] == ["new"] * 5
+    alerts = by_entity(broken.alerts)
+    assert set(alerts) == {*EXPECTED_NEW, ("dbt", "asset_check", WARN_TEST_PREFIX)}
+    for key, severity in EXPECTED_NEW.items():
+        assert alerts[key]["severity"] == severity, key
+    assert alerts[("dbt", "asset_check", WARN_TEST_PREFIX)]["severity"] == "warn"
+
+    critical = alerts[("dbt", "asset_check", CRITICAL_TEST)]["event"]
+    assert "Got 1 result" in json.dumps(critical["details"])
+    assert "team:data-eng" in critical["owners"]
+    assert critical["links"]["run"].startswith("http://localhost:3000/runs/")
+
+    drift = alerts[("dlt", "schema_drift", DRIFT)]["event"]
+    assert "currency" in json.dumps(drift["details"])
+
+    partner = alerts[("dagster", "run", "import_partner_payments")]["event"]
+    assert partner["owners"] == ["team:payments"]
+    assert "FileNotFoundError" in partner["details"]["error"] and "partner_payments.csv" in partner["details"]["error"]
+    assert partner["links"]["runbook"] == "https://wiki.lender.example/runbooks/partner-payments"
+    assert partner["links"]["run"] == f"http://localhost:3000/runs/{partner['run_id']}"
+
+    # The card built from it says what broke, since when, who owns it, what to do, with the run link.
+    card = json.dumps(build_card(Notification.from_dict(alerts[("dagster", "run", "import_partner_payments")])))
+    for text in ("import_partner_payments", "FileNotFoundError", "team:payments", "Failing since", partner["links"]["run"], "re-execute"):
+        assert text in card, text
+
+
+def test_broken_phase_fills_vw_recent_failures_with_each_failing_entity(demo_run):
+    result, _ = demo_run
+    columns, rows = result.phases["broken"].recent_failures
+    failing = {dict(zip(columns, row))["entity"]: dict(zip(columns, row)) for row in rows}
+    for entity in ("lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT, "not_null_stg_loans_principal_amount"):
+        assert entity in failing, (entity, sorted(failing))
+    assert failing["import_partner_payments"]["entity_type"] == "job"
+    assert "FileNotFoundError" in failing["import_partner_payments"]["last_error"]
+    assert failing["not_null_stg_loans_principal_amount"]["entity_type"] == "dbt_test"
+    assert failing["not_null_stg_loans_principal_amount"]["severity"] == "CRITICAL"
+
+
+def test_fix_announces_each_recovery_once_and_empties_the_view(demo_run):
+    result, _ = demo_run
+    recovered = result.phases["recovered"]
+    assert recovered.runs == {"lender_daily": True, "import_partner_payments": True}
+    assert [a["transition"] for a in recovered.alerts] == ["recovered"] * 5
+    new_incidents = {a["incident"]["incident_id"] for a in result.phases["broken"].alerts}
+    assert {a["incident"]["incident_id"] for a in recovered.alerts} == new_incidents
+    assert recovered.recent_failures[1] == []
+    # the alerts file holds exactly the ten alerts, nothing twice
+    lines = result.alerts_file.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 10 and len({json.loads(line)["key"] for line in lines}) == 10
+
+
+def test_audit_file_records_the_three_runs_of_each_job(demo_run):
+    result, _ = demo_run
+    with duckdb.connect(str(result.audit_file), read_only=True) as con:
+        rows = con.execute(
+            "SELECT job_name, SUM(runs), SUM(failures), ANY_VALUE(last_status) FROM dagster_audit.vw_run_summary GROUP BY job_name ORDER BY job_name"
+        ).fetchall()
+        notifications = con.execute("SELECT COUNT(*) FROM dagster_audit.alert_notifications").fetchone()[0]
+    assert rows == [("import_partner_payments", 3, 1, "SUCCESS"), ("lender_daily", 3, 1, "SUCCESS")]
+    assert notifications >= 10  # every decision and delivery of the ten alerts
+
+
+def test_demo_prints_progress_and_where_everything_is(demo_run):
+    result, printed = demo_run
+    text = "\n".join(printed)
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert step in text
+    assert "CRITICAL new" in text and "RECOVERED" in text
+    assert "vw_recent_failures: empty" in text
+    for path in (result.alerts_file, result.audit_file, result.log_file, result.phases["broken"].preview.html):
+        assert str(path) in text and path.exists()
+    # Dagster's and dbt's own output went to the log file, not the terminal
+    assert "RUN_START" not in text and "RUN_START" in result.log_file.read_text(encoding="utf-8")
+
+
+@pytest.mark.chromium
+def test_card_previews_render_every_card(demo_run):
+    from ..test_card_render import require_renderer
+
+    require_renderer()
+    result, _ = demo_run
+    for name in ("broken", "recovered"):
+        preview = result.phases[name].preview
+        assert preview.png is not None, preview.note
+        assert preview.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
