@@ -16,7 +16,7 @@ import dagster as dg
 
 from .alerting.events import AlertEvent, Severity, Status
 from .alerting.redact import redact
-from .alerting.text import truncate
+from .alerting.text import strip_ansi, truncate
 
 OWNER_TAG_PREFIXES = ("dagster/owner", "owner", "team")
 SEVERITY_TAG = "dagster-monitoring/severity"
@@ -64,7 +64,7 @@ def default_error_text(error: Any) -> tuple[str | None, str | None]:
     while getattr(info, "cause", None) is not None:
         info = info.cause
     cls_name = getattr(info, "cls_name", None)
-    message = (getattr(info, "message", "") or "").strip()
+    message = strip_ansi(getattr(info, "message", "") or "").strip()
     if cls_name and message.startswith(f"{cls_name}:"):  # SerializableErrorInfo repeats the class
         message = message[len(cls_name) + 1 :].strip()
     return cls_name, truncate(redact(message), MAX_ERROR_CHARS)

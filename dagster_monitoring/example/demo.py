@@ -196,8 +196,8 @@ def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = 
     home = (home or Path(tempfile.mkdtemp(prefix="dagster-monitoring-demo-"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     instance_yaml = home / "dagster.yaml"
-    if not instance_yaml.exists():  # SQLite storage in the home (Dagster's default), said out loud
-        instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    if not instance_yaml.exists():  # SQLite storage in the home (Dagster's default); no telemetry, no UI welcome dialog
+        instance_yaml.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.pop("DAGSTER_MONITORING_CONFIG", None)  # the demo's config is explicit

@@ -101,7 +101,11 @@ def build_example_defs(settings: ExampleSettings | None = None, monitoring: Conf
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=MonitoringDbtTranslator())
     def lender_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, audit: AuditResource) -> Iterator[Any]:
         # bootstrap_raw off: the raw layer is dlt's, never dbt's
-        invocation = dbt.cli(["build", "--vars", json.dumps({"bootstrap_raw": False})], context=context)
+        # target_path: run artefacts in the example home, never in the (maybe installed) dbt project
+        invocation = dbt.cli(
+            ["build", "--vars", json.dumps({"bootstrap_raw": False})], context=context,
+            target_path=settings.dbt_target / context.run.run_id,
+        )
         yield from monitor_dbt_events(invocation.stream(), context=context, audit=audit)
 
     @dg.op(description="Read the partner's daily payments file from the landing folder.")

@@ -57,6 +57,7 @@ def test_broken_phase_sends_one_new_alert_per_failure_with_what_broke_and_who_ow
     assert "Got 1 result" in json.dumps(critical["details"])
     assert "team:data-eng" in critical["owners"]
     assert critical["links"]["run"].startswith("http://localhost:3000/runs/")
+    assert critical["details"]["dbt/compiled_path"].startswith(str(result.home))  # dbt writes into the home, not the repo
 
     drift = alerts[("dlt", "schema_drift", DRIFT)]["event"]
     assert "currency" in json.dumps(drift["details"])
@@ -66,6 +67,10 @@ def test_broken_phase_sends_one_new_alert_per_failure_with_what_broke_and_who_ow
     assert "FileNotFoundError" in partner["details"]["error"] and "partner_payments.csv" in partner["details"]["error"]
     assert partner["links"]["runbook"] == "https://wiki.lender.example/runbooks/partner-payments"
     assert partner["links"]["run"] == f"http://localhost:3000/runs/{partner['run_id']}"
+
+    daily = alerts[("dagster", "run", "lender_daily")]["event"]
+    assert "DagsterDbtCliRuntimeError" in daily["details"]["error"]
+    assert "\x1b" not in daily["details"]["error"]  # dbt's colour codes would show as boxes on the card
 
     # The card built from it says what broke, since when, who owns it, what to do, with the run link.
     card = json.dumps(build_card(Notification.from_dict(alerts[("dagster", "run", "import_partner_payments")])))
