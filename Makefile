@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install system-deps bench clean
+.PHONY: demo renderer test install system-deps bench clean
 
 $(BIN)/uv:
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,13 @@ system-deps:
 
 # The example project green, broken and fixed, in a new temporary Dagster home
 # (DEMO_ARGS="--home DIR" to choose it, "--config monitoring.yaml" to send to your Teams too).
-demo: $(VENV)/.installed-demo
+demo: $(VENV)/.installed-demo renderer
 	$(BIN)/dagster-monitoring demo $(DEMO_ARGS)
+
+# The card previews' PNG needs the npm renderer (and Debian chromium); the demo does without both.
+renderer:
+	@if [ ! -d tests/render/node_modules/adaptivecards ] && command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/render --no-audit --no-fund --loglevel=error || echo "npm ci failed: card previews without PNG"; fi
 
 test: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m pytest
@@ -36,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/sensor_tick.py
 	$(BIN)/python benchmarks/noise_vs_msteams.py
 	$(BIN)/python benchmarks/dbt_overhead.py
+	$(BIN)/python benchmarks/demo_time.py
 
 clean:
 	rm -rf $(VENV) .venv-bqemu .dagster_monitoring tests/render/node_modules

@@ -102,8 +102,8 @@ def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
     html_path.write_text(card_page(list(cards)), encoding="utf-8")
     exe = find_chromium()
     if exe is None or local_renderer() is None:
-        missing = " and ".join(m for m, ok in (("chromium", exe), ("tests/render/node_modules (npm ci --prefix tests/render)", local_renderer())) if not ok)
-        return Preview(html_path, None, f"no PNG: needs {missing} (scripts/install_system_deps.sh)")
+        missing = " and ".join(m for m, ok in (("chromium", exe), ("the npm adaptivecards renderer (npm ci --prefix tests/render in a checkout)", local_renderer())) if not ok)
+        return Preview(html_path, None, f"no PNG: needs {missing}; the HTML opens in any browser")
     try:
         result = page_result(chromium(exe, f"--window-size={WIDTH},1000", "--dump-dom", html_path.as_uri()).stdout)
         if not result.get("ok"):

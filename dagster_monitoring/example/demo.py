@@ -50,6 +50,7 @@ class Phase:
     alerts: list[dict[str, Any]]  # what the file receiver wrote in this phase
     recent_failures: tuple[list[str], list[tuple[Any, ...]]]
     preview: Preview | None = None
+    seconds: float = 0.0  # runs + sensor tick + view query (not the preview)
 
 
 @dataclass
@@ -143,10 +144,13 @@ class Demo:
         return self.defs.resources["audit"].get_trail().sink.query_view("vw_recent_failures")
 
     def phase(self, name: str, prepare: Callable[[ExampleSettings], None]) -> Phase:
+        started = time.monotonic()
         prepare(self.settings)
         runs = self.run_jobs()
         self.tick()
-        return Phase(name, runs, self.new_alerts(), self.recent_failures())
+        phase = Phase(name, runs, self.new_alerts(), self.recent_failures())
+        phase.seconds = time.monotonic() - started
+        return phase
 
 
 @contextlib.contextmanager
