@@ -67,7 +67,7 @@ class DemoResult:
 def demo_config(settings: ExampleSettings, user_config: Path | None) -> dict[str, Any]:
     """The example's local config, or the user's (their Teams / e-mail receivers) with the demo's
     file receiver added in front of it. State and audit always take their defaults in the demo's
-Dagster home (the DuckDB audit trail, even when the user's config says BigQuery), and the
+    Dagster home (the DuckDB audit trail, even when the user's config says BigQuery), and the
     flap window is 0 s so the recovery is announced on the next tick (production default: 15 min)."""
     local = example_monitoring_config(settings)
     config = dict(local)
@@ -104,8 +104,8 @@ def restore_extracts(settings: ExampleSettings) -> None:
 class Demo:
     """The example's definitions on one instance, with the alert and audit sensors ticked by hand."""
 
-    def __init__(self, home: Path, user_config: Path | None, echo: Echo) -> None:
-        self.home, self.echo = home, echo
+    def __init__(self, home: Path, user_config: Path | None) -> None:
+        self.home = home
         self.settings = ExampleSettings(home / "dagster_monitoring" / "example").prepare()
         self.log_file = self.settings.home / "demo.log"
         with captured_output(self.log_file):  # dbt parse on first load
@@ -114,11 +114,11 @@ class Demo:
         self.instance = dg.DagsterInstance.get()
         self.sensors = {s.name: s for s in self.defs.sensors}
         self.cursors: dict[str, str | None] = {}
-        self.alerts_seen = self._alert_lines()
+        self.alerts_seen = len(self._alert_lines())  # a --home used before keeps its old alerts
 
-    def _alert_lines(self) -> int:
+    def _alert_lines(self) -> list[str]:
         path = self.settings.alerts_file
-        return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
     def tick(self) -> None:
         for name in (ALERT_SENSOR, AUDIT_SENSOR):
@@ -135,7 +135,7 @@ class Demo:
         return outcome
 
     def new_alerts(self) -> list[dict[str, Any]]:
-        lines = self.settings.alerts_file.read_text(encoding="utf-8").splitlines() if self.settings.alerts_file.exists() else []
+        lines = self._alert_lines()
         fresh = [json.loads(line) for line in lines[self.alerts_seen:]]
         self.alerts_seen = len(lines)
         return fresh
@@ -206,8 +206,10 @@ def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = 
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.pop("DAGSTER_MONITORING_CONFIG", None)  # the demo's config is explicit
     echo(f"dagster-monitoring demo in {home}")
+    if config is not None:
+        echo(f"alerts go to the file receiver and to the receivers in {config}")
     echo("[1/5] loading the example project (dlt -> dbt -> checks, monitoring merged in) ...")
-    demo = Demo(home, config, echo)
+    demo = Demo(home, config)
     restore_extracts(demo.settings)
     demo.tick()  # the first tick only sets the sensors' cursors
     result = DemoResult(home, demo.settings.alerts_file, default_home() / "audit.duckdb", demo.settings.home / "previews", demo.log_file)

@@ -84,6 +84,8 @@ def dbt_project(settings: ExampleSettings) -> DbtProject:
 
 
 def build_example_defs(settings: ExampleSettings | None = None, monitoring: ConfigSource | None = None) -> dg.Definitions:
+    """The project's definitions merged with the monitoring's. ``monitoring`` is a config (path,
+    mapping or model); by default ``$DAGSTER_MONITORING_CONFIG``, else :func:`example_monitoring_config`."""
     settings = (settings or ExampleSettings.from_env()).prepare()
     landing = str(settings.landing_dir)
     pipeline = dlt.pipeline(

@@ -4,16 +4,39 @@ import pytest
 
 from dagster_monitoring.example.demo import DemoResult, run_demo
 
+from ..transports.test_teams import FakeTeamsWorkflow
+
+TEAMS_URL_ENV = "DM_DEMO_TEAMS_WEBHOOK_URL"
+
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> tuple[DemoResult, list[str]]:
-    """``dagster-monitoring demo`` once per session, for real, in a temporary Dagster home: what it
-    returned and what it printed. The webserver test browses the same home afterwards."""
-    home = tmp_path_factory.mktemp("demo") / "home"
+def demo_teams() -> FakeTeamsWorkflow:
+    """A local Teams Workflows endpoint that checks the contract; the demo's ``--config`` sends
+    to it, as a user's config sends to their channel. Its requests stay readable after it stops."""
+    server = FakeTeamsWorkflow().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, demo_teams) -> tuple[DemoResult, list[str]]:
+    """``dagster-monitoring demo --config monitoring.yaml`` once per session, for real, in a
+    temporary Dagster home: what it returned and what it printed. The config names a Teams
+    receiver (the local server above); the demo adds its file receiver in front. The webserver
+    test browses the same home afterwards; the fresh-clone test runs the demo with no config."""
+    tmp = tmp_path_factory.mktemp("demo")
+    config = tmp / "monitoring.yaml"
+    config.write_text(
+        "receivers:\n"
+        f"  - {{name: teams-data-eng, type: teams, webhook_url: {{env: {TEAMS_URL_ENV}}}}}\n"
+        "routes:\n  - {min_severity: warn, receivers: [teams-data-eng]}\n",
+        encoding="utf-8",
+    )
     printed: list[str] = []
     with pytest.MonkeyPatch.context() as mp:  # run_demo sets DAGSTER_HOME for the process
         mp.delenv("DAGSTER_HOME", raising=False)
         mp.delenv("DAGSTER_MONITORING_CONFIG", raising=False)
         mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
-        result = run_demo(home, echo=printed.append)
+        mp.setenv(TEAMS_URL_ENV, demo_teams.webhook_url)
+        result = run_demo(tmp / "home", config, echo=printed.append)
     return result, printed

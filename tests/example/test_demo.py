@@ -137,3 +137,20 @@ def test_card_previews_render_every_card(demo_run):
         preview = result.phases[name].preview
         assert preview.png is not None, preview.note
         assert preview.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_configured_teams_receiver_gets_the_same_ten_cards(demo_run, demo_teams):
+    from ..transports.test_teams import card_of, facts
+
+    result, printed = demo_run
+    assert demo_teams.violations == []
+    cards = [card_of(r) for r in demo_teams.accepted]
+    statuses = [facts(c)["Status"] for c in cards]
+    assert statuses.count("New") == 5 and statuses.count("Recovered") == 5, statuses
+    entities = {facts(c)["Entity"] for c in cards}
+    assert {"lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT} <= entities
+    # the webhook's signature never reaches what the demo prints or writes
+    secret = demo_teams.webhook_url.split("sig=")[1]
+    assert secret not in "\n".join(printed)
+    assert secret not in result.alerts_file.read_text(encoding="utf-8")
+    assert secret not in result.log_file.read_text(encoding="utf-8")
