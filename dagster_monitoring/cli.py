@@ -55,6 +55,14 @@ def demo_cmd(home: Path | None, config_path: Path | None) -> None:
     run_demo(home, config_path, echo=click.echo)
 
 
+@main.command("config-reference")
+def config_reference_cmd() -> None:
+    """Print the configuration reference (Markdown) generated from the config models."""
+    from .config_reference import config_reference
+
+    click.echo(config_reference(), nl=False)
+
+
 @main.command("validate-config")
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate_config_cmd(file: str) -> None:

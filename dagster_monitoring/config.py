@@ -28,10 +28,10 @@ class FreshnessChecksConfig(_Strict):
     """Assets that must be updated within ``warn_after`` (WARN) / ``fail_after`` (ERROR)."""
 
     assets: tuple[str, ...] = Field(min_length=1, description="asset keys, e.g. loans/fct_loans")
-    warn_after: Duration
-    fail_after: Duration
-    cron_schedule: str = "*/15 * * * *"
-    name: str | None = None
+    warn_after: Duration = Field(description="WARN when the last update is older than this")
+    fail_after: Duration = Field(description="ERROR when the last update is older than this")
+    cron_schedule: str = Field(default="*/15 * * * *", description="when the checks are evaluated")
+    name: str | None = Field(default=None, description="name of the job and schedule; default dagster_monitoring_freshness")
 
     @model_validator(mode="after")
     def _order(self) -> "FreshnessChecksConfig":
@@ -44,12 +44,12 @@ class DltChecksConfig(_Strict):
     """Row-count and schema-drift checks on dagster-dlt assets."""
 
     assets: tuple[str, ...] = Field(min_length=1, description="asset keys of dlt tables, e.g. dlt_lending_loans")
-    min_rows: int | None = Field(default=None, ge=0)
-    max_drop: float | None = Field(default=0.5, ge=0, le=1)
-    trailing_loads: int = Field(default=5, ge=1)
-    drift_severity: Literal["WARN", "ERROR"] = "WARN"
-    row_count_severity: Literal["WARN", "ERROR"] = "ERROR"
-    checks: tuple[Literal["schema_drift", "row_count"], ...] = ("schema_drift", "row_count")
+    min_rows: int | None = Field(default=None, ge=0, description="fail when a load has fewer rows")
+    max_drop: float | None = Field(default=0.5, ge=0, le=1, description="fail when a load drops by more than this fraction against the trailing average")
+    trailing_loads: int = Field(default=5, ge=1, description="loads in the trailing average")
+    drift_severity: Literal["WARN", "ERROR"] = Field(default="WARN", description="severity of a schema change")
+    row_count_severity: Literal["WARN", "ERROR"] = Field(default="ERROR", description="severity of a row-count failure")
+    checks: tuple[Literal["schema_drift", "row_count"], ...] = Field(default=("schema_drift", "row_count"), description="which checks to build")
 
 
 class ChecksConfig(_Strict):
@@ -58,8 +58,8 @@ class ChecksConfig(_Strict):
 
 
 class MonitoringConfig(AlertingConfig):
-    audit: AuditConfig = AuditConfig()
-    checks: ChecksConfig = ChecksConfig()
+    audit: AuditConfig = Field(default=AuditConfig(), description="the audit trail: DuckDB (default) or BigQuery")
+    checks: ChecksConfig = Field(default=ChecksConfig(), description="freshness and dlt checks the drop-in adds")
     dagster_base_url: str | None = Field(
         default=None,
         description="webserver URL used for run and asset-check links, e.g. https://dagster.example.com",

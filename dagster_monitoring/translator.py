@@ -7,6 +7,8 @@ Sensors, ``build_monitoring_defs`` and the Component take ``translator=``.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -65,8 +67,8 @@ def default_error_text(error: Any) -> tuple[str | None, str | None]:
         info = info.cause
     cls_name = getattr(info, "cls_name", None)
     message = strip_ansi(getattr(info, "message", "") or "").strip()
-    if cls_name and message.startswith(f"{cls_name}:"):  # SerializableErrorInfo repeats the class
-        message = message[len(cls_name) + 1 :].strip()
+    if cls_name:  # SerializableErrorInfo repeats the class, sometimes module-qualified
+        message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(cls_name)}:\s*", "", message)
     return cls_name, truncate(redact(message), MAX_ERROR_CHARS)
 
 

@@ -43,8 +43,8 @@ class DeliveryConfig(_Strict):
     """How hard to try. Nothing is dropped before ``max_delivery_age``."""
 
     attempts_per_call: int = Field(default=3, ge=1, le=10, description="tries inside one router call")
-    initial_backoff: Duration = timedelta(seconds=1)
-    max_backoff: Duration = timedelta(minutes=15)
+    initial_backoff: Duration = Field(default=timedelta(seconds=1), description="first wait after a failed attempt; doubles per attempt")
+    max_backoff: Duration = Field(default=timedelta(minutes=15), description="longest wait between attempts")
     max_inline_wait: Duration = Field(
         default=timedelta(seconds=5),
         description="longest pause inside one call (e.g. for Retry-After); longer waits go to the next call",
@@ -85,14 +85,14 @@ class StateConfig(_Strict):
 
 
 class AlertingConfig(_Strict):
-    receivers: tuple[ReceiverConfig, ...] = ()
-    routes: tuple[Route, ...] = ()
+    receivers: tuple[ReceiverConfig, ...] = Field(default=(), description="where alerts can go; each has a unique name and a type")
+    routes: tuple[Route, ...] = Field(default=(), description="which alerts go to which receivers; first match wins unless continue")
     owners: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="owner (team:x, e-mail) -> receivers")
     default_receivers: tuple[str, ...] = Field(default=(), description="used when no route or owner matches")
-    policy: PolicyConfig = PolicyConfig()
-    silences: tuple[Silence, ...] = ()
-    delivery: DeliveryConfig = DeliveryConfig()
-    state: StateConfig = StateConfig()
+    policy: PolicyConfig = Field(default=PolicyConfig(), description="reminders, flap damping, escalation")
+    silences: tuple[Silence, ...] = Field(default=(), description="mute matching incidents until they expire")
+    delivery: DeliveryConfig = Field(default=DeliveryConfig(), description="retries and backoff per receiver")
+    state: StateConfig = Field(default=StateConfig(), description="where incident state is kept")
 
     @model_validator(mode="after")
     def _cross_references(self) -> "AlertingConfig":

@@ -26,11 +26,11 @@ class _Strict(BaseModel):
 class Matcher(_Strict):
     """Conditions an event must meet; every field that is set must match (AND)."""
 
-    min_severity: Severity = Severity.WARN
-    sources: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    tags: dict[str, str] = Field(default_factory=dict)
-    owners: tuple[str, ...] = ()
+    min_severity: Severity = Field(default=Severity.WARN, description="events at least this severe")
+    sources: tuple[str, ...] = Field(default=(), description="any of these sources (dagster, dbt, dlt, ...); empty: all")
+    kinds: tuple[str, ...] = Field(default=(), description="any of these kinds (run, asset_check, freshness, schema_drift, heartbeat, ...); empty: all")
+    tags: dict[str, str] = Field(default_factory=dict, description="all of these tags, exact values")
+    owners: tuple[str, ...] = Field(default=(), description="any of these owners (team:x, e-mail)")
     entity: str | None = Field(default=None, description="glob on the entity, e.g. 'loans/*'")
     fingerprint: str | None = Field(default=None, description="glob on source:kind:entity")
 
@@ -65,9 +65,9 @@ class Route(Matcher):
     only after repeats). The receiver is told ``new`` the first time the route matches.
     """
 
-    receivers: tuple[str, ...]
-    min_failures: int = Field(default=1, ge=1)
-    continue_: bool = Field(default=False, alias="continue")
+    receivers: tuple[str, ...] = Field(description="receiver names to notify")
+    min_failures: int = Field(default=1, ge=1, description="notify only from this many consecutive failures on (quiet receivers)")
+    continue_: bool = Field(default=False, alias="continue", description="keep matching the next routes after this one")
 
     @field_validator("receivers")
     @classmethod
@@ -85,12 +85,12 @@ class EscalationRule(_Strict):
     ``tags`` (e.g. an asset criticality tag ``{criticality: high}``).
     """
 
-    to: Severity
-    after_failures: int | None = Field(default=None, ge=1)
-    after_failing_for: Duration | None = None
-    tags: dict[str, str] | None = None
-    sources: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
+    to: Severity = Field(description="the severity to raise to")
+    after_failures: int | None = Field(default=None, ge=1, description="when the incident has failed this many times in a row")
+    after_failing_for: Duration | None = Field(default=None, description="when the incident has been failing this long")
+    tags: dict[str, str] | None = Field(default=None, description="when the event carries all these tags (e.g. criticality: high)")
+    sources: tuple[str, ...] = Field(default=(), description="only events of these sources; empty: all")
+    kinds: tuple[str, ...] = Field(default=(), description="only events of these kinds; empty: all")
 
     @field_validator("to", mode="before")
     @classmethod
@@ -121,9 +121,9 @@ class EscalationRule(_Strict):
 class Silence(Matcher):
     """Mute matching incidents until ``expires_at``. Silenced decisions are still recorded."""
 
-    expires_at: datetime
-    comment: str = ""
-    min_severity: Severity = Severity.WARN
+    expires_at: datetime = Field(description="tz-aware timestamp, e.g. 2026-12-31T00:00:00Z; the silence ends then")
+    comment: str = Field(default="", description="why, for whoever reads the config or the audit row")
+    min_severity: Severity = Field(default=Severity.WARN, description="silence events at least this severe")
 
     @field_validator("expires_at")
     @classmethod

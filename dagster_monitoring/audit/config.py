@@ -17,8 +17,8 @@ _DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 class AuditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
-    backend: Literal["duckdb", "bigquery"] = "duckdb"
+    enabled: bool = Field(default=True, description="false: no audit rows are written")
+    backend: Literal["duckdb", "bigquery"] = Field(default="duckdb", description="duckdb: a local file; bigquery: needs the bigquery extra")
     dataset: str = Field(default="dagster_audit", description="BigQuery dataset / DuckDB schema")
     duckdb_path: str | None = Field(default=None, description="default: $DAGSTER_HOME/dagster_monitoring/audit.duckdb")
     project: str | None = Field(default=None, description="BigQuery project (default: the client's)")

@@ -70,6 +70,7 @@ def test_broken_phase_sends_one_new_alert_per_failure_with_what_broke_and_who_ow
 
     daily = alerts[("dagster", "run", "lender_daily")]["event"]
     assert "DagsterDbtCliRuntimeError" in daily["details"]["error"]
+    assert daily["details"]["error"].count("DagsterDbtCliRuntimeError") == 1  # the class once, not re-qualified
     assert "\x1b" not in daily["details"]["error"]  # dbt's colour codes would show as boxes on the card
 
     # The card built from it says what broke, since when, who owns it, what to do, with the run link.

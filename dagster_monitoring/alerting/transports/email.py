@@ -30,16 +30,16 @@ _LINK_TITLES = {"run": "Open run", "asset_check": "Asset check", "dbt_artifacts"
 
 class EmailConfig(ReceiverConfigBase):
     type: Literal["email"] = "email"
-    host: str
+    host: str = Field(description="SMTP server")
     port: int | None = Field(default=None, ge=1, le=65535, description="default: 25 plain, 587 starttls, 465 ssl")
-    security: Literal["none", "starttls", "ssl"] = "starttls"
-    username: str | None = None
-    password: SecretValue | None = None
-    from_addr: str = Field(alias="from")
-    to: tuple[str, ...] = Field(min_length=1)
-    subject_prefix: str = "[dagster-monitoring]"
+    security: Literal["none", "starttls", "ssl"] = Field(default="starttls", description="ssl: implicit TLS; none only on a trusted network")
+    username: str | None = Field(default=None, description="login user, with password")
+    password: SecretValue | None = Field(default=None, description="{env: SMTP_PASSWORD}")
+    from_addr: str = Field(alias="from", description="sender address")
+    to: tuple[str, ...] = Field(min_length=1, description="recipient addresses")
+    subject_prefix: str = Field(default="[dagster-monitoring]", description="put in front of every subject")
     ca_file: str | None = Field(default=None, description="CA bundle to verify the server (default: system store)")
-    verify_tls: bool = True
+    verify_tls: bool = Field(default=True, description="false skips certificate checks (test servers only)")
 
     model_config = ReceiverConfigBase.model_config | {"populate_by_name": True}
 
