@@ -15,7 +15,6 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
-from pydantic_core import PydanticUndefined
 
 from .config import MonitoringConfig
 
