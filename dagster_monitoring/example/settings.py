@@ -57,12 +57,12 @@ class ExampleSettings:
         return self.home / "alerts.jsonl"
 
     def prepare(self) -> "ExampleSettings":
-        """Create the folders and seed the landing folder from the shipped extracts (once)."""
-        self.landing_dir.mkdir(parents=True, exist_ok=True)
-        for name in EXTRACTS:
-            if not (self.landing_dir / name).exists():
+        """Create the landing folder and seed it from the shipped extracts, once: a file missing
+        later (the partner's, on a bad morning) stays missing, however often the code reloads."""
+        if not self.landing_dir.exists():
+            self.landing_dir.mkdir(parents=True)
+            for name in EXTRACTS:
                 shutil.copyfile(self.dbt_project_dir / "data" / name, self.landing_dir / name)
-        if not (self.landing_dir / PARTNER_FILE).exists():
             restore_partner_file(self)
         return self
 
