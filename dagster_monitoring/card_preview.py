@@ -25,7 +25,7 @@ from typing import Any
 from .shipped import REPO_ROOT
 
 ADAPTIVECARDS_VERSION = "3.0.6"  # pinned in tests/render/package.json
-LOCAL_RENDERER = REPO_ROOT / "tests" / "render" / "node_modules" / "adaptivecards"
+LOCAL_RENDERER = REPO_ROOT / "tests" / "render" / "node_modules" / "adaptivecards"  # in a checkout only
 CDN_RENDERER = f"https://unpkg.com/adaptivecards@{ADAPTIVECARDS_VERSION}/"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,15 +36,16 @@ WIDTH = 800
 
 
 def local_renderer() -> Path | None:
-    """The npm ``adaptivecards`` package folder, when installed in this checkout."""
-    return LOCAL_RENDERER if (LOCAL_RENDERER / "dist" / "adaptivecards.min.js").is_file() else None
+    """The npm ``adaptivecards`` package folder, when this is a checkout that has installed it."""
+    in_checkout = (REPO_ROOT / "pyproject.toml").is_file()
+    return LOCAL_RENDERER if in_checkout and (LOCAL_RENDERER / "dist" / "adaptivecards.min.js").is_file() else None
 
 
-def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]], renderer_base: str | None = None) -> str:
-    """The preview page with ``cards`` (one AdaptiveCard or a list) in place of its placeholder."""
-    if renderer_base is None:
-        local = local_renderer()
-        renderer_base = local.as_uri() + "/" if local else CDN_RENDERER
+def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
+    """The preview page with ``cards`` (one AdaptiveCard or a list) in place of its placeholder;
+    the renderer from this checkout, else from the CDN."""
+    local = local_renderer()
+    renderer_base = local.as_uri() + "/" if local else CDN_RENDERER
     template = (resources.files("dagster_monitoring") / "card_preview.html").read_text(encoding="utf-8")
     payload = json.dumps(cards if isinstance(cards, dict) else list(cards), ensure_ascii=False).replace("</", "<\\/")
     page, count = re.subn(
@@ -93,6 +94,7 @@ class Preview:
     html: Path
     png: Path | None
     note: str | None = None  # why there is no PNG
+    rendered: int = 0  # cards the renderer drew (0 when there is no PNG)
 
 
 def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
@@ -111,4 +113,4 @@ def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
         png = screenshot(exe, html_path, html_path.with_suffix(".png"), int(result.get("height") or 1000))
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         return Preview(html_path, None, f"no PNG: {exc}")
-    return Preview(html_path, png)
+    return Preview(html_path, png, rendered=int(result.get("count") or 0))

@@ -38,7 +38,8 @@ def main(verbose: bool) -> None:
 
 
 @main.command("demo")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Dagster home to run in (default: a new temporary folder)")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="Dagster home to run in: a new or empty folder, or one an earlier demo made (started over); default: a new temporary folder")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="monitoring YAML whose receivers (Teams, e-mail, ...) get the demo's alerts too")
 def demo_cmd(home: Path | None, config_path: Path | None) -> None:
@@ -48,11 +49,15 @@ def demo_cmd(home: Path | None, config_path: Path | None) -> None:
     if config_path is not None:
         _load(str(config_path))  # a bad config fails here, naming the field, before anything runs
     try:
-        from .example.demo import run_demo
+        from .example.demo import DemoHomeError, run_demo
     except ImportError as exc:
         click.echo(f"error: the demo needs the dbt and dlt extras ({exc}); pip install 'dagster-monitoring[demo]'", err=True)
         sys.exit(2)
-    run_demo(home, config_path, echo=click.echo)
+    try:
+        run_demo(home, config_path, echo=click.echo)
+    except DemoHomeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command("config-reference")

@@ -15,7 +15,9 @@ import csv
 import json
 import logging
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,15 +27,17 @@ from typing import Any
 
 import dagster as dg
 
-from ..alerting.config import default_home, read_yaml
+from ..alerting.config import read_yaml
 from ..alerting.notification import Notification
 from ..alerting.text import truncate
 from ..alerting.transports.teams_card import build_card
 from ..card_preview import Preview, write_preview
 from .project import build_example_defs, example_monitoring_config
-from .settings import EXTRACTS, PARTNER_FILE, ExampleSettings, restore_partner_file
+from ..config import load_config
+from .settings import PARTNER_FILE, ExampleSettings, seed_landing
 
-DEMO_FILE_RECEIVER = "demo-file"
+DEMO_FILE_RECEIVER = "dagster-monitoring-demo-file"
+DEMO_MARKER = "# written by dagster-monitoring demo"
 ALERT_SENSOR = "dagster_monitoring_alerts"
 AUDIT_SENSOR = "dagster_monitoring_audit"
 JOBS = ("lender_daily", "import_partner_payments")
@@ -64,20 +68,31 @@ class DemoResult:
     seconds: float = 0.0
 
 
+class DemoHomeError(RuntimeError):
+    """The folder given as the demo's home holds a Dagster instance the demo did not make."""
+
+
 def demo_config(settings: ExampleSettings, user_config: Path | None) -> dict[str, Any]:
     """The example's local config, or the user's (their Teams / e-mail receivers) with the demo's
-    file receiver added in front of it. State and audit always take their defaults in the demo's
-    Dagster home (the DuckDB audit trail, even when the user's config says BigQuery), and the
-    flap window is 0 s so the recovery is announced on the next tick (production default: 15 min)."""
+    file receiver in front of it.
+
+    The user's file is validated as a file first (a literal secret is refused, every bad field
+    named). Only its receivers, routes, owners, default receivers, policy, silences and delivery
+    are used: alert state and the audit trail stay in the demo's home (DuckDB, even when the file
+    says BigQuery), its ``checks`` are for its own assets, and links point at the local
+    webserver, since the demo's run ids exist only there. The flap window is 0 s so recoveries
+    are announced on the next tick (production default: 15 min)."""
     local = example_monitoring_config(settings)
     config = dict(local)
     if user_config is not None:
-        config = dict(read_yaml(user_config))
+        load_config(user_config)
+        config = {k: v for k, v in read_yaml(user_config).items() if k not in ("state", "audit", "checks")}
+        routes = [{"receivers": [DEMO_FILE_RECEIVER], "continue": True}, *config.get("routes", [])]
+        if config.get("default_receivers"):  # the demo's route matches everything; keep the fallback reachable
+            routes.append({"receivers": list(config["default_receivers"])})
         config["receivers"] = [{**local["receivers"][0], "name": DEMO_FILE_RECEIVER}, *config.get("receivers", [])]
-        config["routes"] = [{"receivers": [DEMO_FILE_RECEIVER], "continue": True}, *config.get("routes", [])]
-        config.pop("state", None)
-        config.pop("audit", None)
-        config.setdefault("dagster_base_url", local["dagster_base_url"])
+        config["routes"] = routes
+        config["dagster_base_url"] = local["dagster_base_url"]
     config["policy"] = {**config.get("policy", {}), "flap_window": "0s"}
     return config
 
@@ -95,32 +110,35 @@ def break_extracts(settings: ExampleSettings) -> None:
     (settings.landing_dir / PARTNER_FILE).unlink(missing_ok=True)
 
 
-def restore_extracts(settings: ExampleSettings) -> None:
-    for name in EXTRACTS:
-        shutil.copyfile(settings.dbt_project_dir / "data" / name, settings.landing_dir / name)
-    restore_partner_file(settings)
-
-
 class Demo:
     """The example's definitions on one instance, with the alert and audit sensors ticked by hand."""
 
-    def __init__(self, home: Path, user_config: Path | None) -> None:
-        self.home = home
-        self.settings = ExampleSettings(home / "dagster_monitoring" / "example").prepare()
-        self.log_file = self.settings.home / "demo.log"
-        with captured_output(self.log_file):  # dbt parse on first load
-            self.defs = build_example_defs(self.settings, monitoring=demo_config(self.settings, user_config))
+    def __init__(self, settings: ExampleSettings, user_config: Path | None) -> None:
+        self.settings = settings
+        self.log_file = settings.home / "demo.log"
+        with captured_output(self.log_file):  # a dbt parse when the manifest is missing or stale
+            self.defs = build_example_defs(settings, monitoring=demo_config(settings, user_config))
         self.repo = self.defs.get_repository_def()
         self.instance = dg.DagsterInstance.get()
         self.sensors = {s.name: s for s in self.defs.sensors}
         self.cursors: dict[str, str | None] = {}
-        self.alerts_seen = len(self._alert_lines())  # a --home used before keeps its old alerts
+        self.alerts_seen = len(self._alert_lines())
 
     def _alert_lines(self) -> list[str]:
         path = self.settings.alerts_file
         return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
+    def close(self) -> None:
+        self.instance.dispose()
+
+    def audit_file(self) -> Path:
+        return Path(self.defs.resources["audit"].get_trail().sink.path)
+
     def tick(self) -> None:
+        with captured_output(self.log_file):  # what delivery logs goes to the log file too
+            self._tick()
+
+    def _tick(self) -> None:
         for name in (ALERT_SENSOR, AUDIT_SENSOR):
             context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(name), repository_def=self.repo)
             self.sensors[name](context)
@@ -194,14 +212,42 @@ def previews(phase: Phase, out_dir: Path) -> Preview | None:
     return write_preview(cards, out_dir / f"{phase.name}.html") if cards else None
 
 
-def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = print) -> DemoResult:
-    """Run the whole story; returns what happened (the tests assert on it)."""
-    started = time.monotonic()
+def prepare_home(home: Path | None) -> Path:
+    """A new temporary home, or ``home`` if it is new, empty, or the demo's own from an earlier
+    run, which is started over (the checks compare with history, so a second story on top of the
+    first would differ). Anything else is refused: the demo never writes runs, alert state and
+    audit rows into a real Dagster home, and only ever deletes a folder it made."""
     home = (home or Path(tempfile.mkdtemp(prefix="dagster-monitoring-demo-"))).resolve()
-    home.mkdir(parents=True, exist_ok=True)
     instance_yaml = home / "dagster.yaml"
+    if home.is_dir() and any(home.iterdir()):
+        if not (instance_yaml.is_file() and DEMO_MARKER in instance_yaml.read_text(encoding="utf-8")):
+            raise DemoHomeError(f"{home} is not empty and was not made by the demo; give --home a new or empty folder")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
     if not instance_yaml.exists():  # SQLite storage in the home (Dagster's default); no telemetry, no UI welcome dialog
-        instance_yaml.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
+        instance_yaml.write_text(f"{DEMO_MARKER}\ntelemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
+    return home
+
+
+def shell_command(env: Mapping[str, Path], executable: str, *args: str) -> str:
+    """A command to paste: this Python's own scripts (the venv need not be active), quoted."""
+    assignments = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+    return " ".join([assignments, shlex.quote(str(Path(sys.executable).parent / executable)), *args])
+
+
+def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = print) -> DemoResult:
+    """Run the whole story; returns what happened (the tests assert on it). The process
+    environment (``DAGSTER_HOME`` and the variables the example sets) is restored afterwards."""
+    saved = dict(os.environ)
+    try:
+        return _run_demo(prepare_home(home), config, echo)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run_demo(home: Path, config: Path | None, echo: Echo) -> DemoResult:
+    started = time.monotonic()
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.pop("DAGSTER_MONITORING_CONFIG", None)  # the demo's config is explicit
@@ -209,28 +255,30 @@ def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = 
     if config is not None:
         echo(f"alerts go to the file receiver and to the receivers in {config}")
     echo("[1/5] loading the example project (dlt -> dbt -> checks, monitoring merged in) ...")
-    demo = Demo(home, config)
-    restore_extracts(demo.settings)
-    demo.tick()  # the first tick only sets the sensors' cursors
-    result = DemoResult(home, demo.settings.alerts_file, default_home() / "audit.duckdb", demo.settings.home / "previews", demo.log_file)
-
-    steps = [
-        ("green", "[2/5] green: the extracts are clean, the partner file is there", restore_extracts),
-        ("broken", "[3/5] broken: a loan without a principal and a new 'currency' column in the loan extract; no partner file", break_extracts),
-        ("recovered", "[4/5] fixed: clean extracts, the partner file arrives", restore_extracts),
-    ]
-    for name, title, prepare in steps:
-        echo(title)
-        phase = demo.phase(name, prepare)
-        result.phases[name] = phase
-        echo("  runs: " + ", ".join(f"{job} {'succeeded' if ok else 'FAILED'}" for job, ok in phase.runs.items()))
-        echo(f"  sensors ticked; {len(phase.alerts)} alert(s) sent" + (":" if phase.alerts else ""))
-        for alert in phase.alerts:
-            echo(alert_line(alert))
-        phase.preview = previews(phase, result.previews_dir)
-        echo("  vw_recent_failures:" if phase.recent_failures[1] else "  vw_recent_failures: empty, nothing is failing")
-        if phase.recent_failures[1]:
-            print_failures(lambda text: echo("    " + text.replace("\n", "\n    ")), *phase.recent_failures)
+    settings = ExampleSettings(home / "dagster_monitoring" / "example").prepare()
+    demo = Demo(settings, config)
+    try:
+        demo.tick()  # on a new instance: the alert sensor's first tick only sets its cursor
+        result = DemoResult(home, settings.alerts_file, demo.audit_file(), settings.home / "previews", demo.log_file)
+        steps = [
+            ("green", "[2/5] green: the extracts are clean, the partner file is there", seed_landing),
+            ("broken", "[3/5] broken: a loan without a principal and a new 'currency' column in the loan extract; no partner file", break_extracts),
+            ("recovered", "[4/5] fixed: clean extracts, the partner file arrives", seed_landing),
+        ]
+        for name, title, prepare in steps:
+            echo(title)
+            phase = demo.phase(name, prepare)
+            result.phases[name] = phase
+            echo("  runs: " + ", ".join(f"{job} {'succeeded' if ok else 'FAILED'}" for job, ok in phase.runs.items()))
+            echo(f"  sensors ticked; {len(phase.alerts)} alert(s) sent" + (":" if phase.alerts else ""))
+            for alert in phase.alerts:
+                echo(alert_line(alert))
+            phase.preview = previews(phase, result.previews_dir)
+            echo("  vw_recent_failures:" if phase.recent_failures[1] else "  vw_recent_failures: empty, nothing is failing")
+            if phase.recent_failures[1]:
+                print_failures(lambda text: echo("    " + text.replace("\n", "\n    ")), *phase.recent_failures)
+    finally:
+        demo.close()
 
     result.seconds = time.monotonic() - started
     echo(f"[5/5] done in {result.seconds:.0f} s")
@@ -239,11 +287,12 @@ def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = 
         if phase.preview:
             where.append((f"cards, {phase.name}", str(phase.preview.html)))
             where.append(("", str(phase.preview.png) if phase.preview.png else f"({phase.preview.note})"))
+    homes = {"DAGSTER_HOME": home, "DM_EXAMPLE_HOME": settings.home}
     where += [
         ("audit trail (DuckDB)", str(result.audit_file)),
         ("Dagster and dbt logs", str(result.log_file)),
-        ("query the trail", f"DAGSTER_HOME={home} dagster-monitoring audit query vw_run_summary"),
-        ("browse it", f"DAGSTER_HOME={home} dagster dev -m dagster_monitoring.example.definitions"),
+        ("query the trail", shell_command({"DAGSTER_HOME": home}, "dagster-monitoring", "audit", "query", "vw_run_summary")),
+        ("browse it", shell_command(homes, "dagster", "dev", "-m", "dagster_monitoring.example.definitions")),
     ]
     for label, value in where:
         echo(f"  {label:<21} {value}")

@@ -66,18 +66,33 @@ def example_monitoring_config(settings: ExampleSettings) -> dict[str, Any]:
 
 
 def dbt_executable() -> str:
-    """``dbt`` on PATH, else the one installed next to this Python (a venv used without activating it)."""
+    """The ``dbt`` installed next to this Python (the one with dbt-duckdb, even in a venv used
+    without activating it), else ``dbt`` on PATH."""
     beside = Path(sys.executable).parent / "dbt"
-    return shutil.which("dbt") or (str(beside) if beside.exists() else "dbt")
+    return str(beside) if beside.exists() else shutil.which("dbt") or "dbt"
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    """No manifest yet, or a project file changed after it was written (an upgrade, an edit)."""
+    if not project.manifest_path.exists():
+        return True
+    written = project.manifest_path.stat().st_mtime
+    root = Path(project.project_dir)
+    sources = (
+        p for p in root.rglob("*")
+        if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and not {"target", "logs", "dbt_packages"} & set(p.relative_to(root).parts)
+    )
+    return any(p.stat().st_mtime > written for p in sources)
 
 
 def dbt_project(settings: ExampleSettings) -> DbtProject:
     """The shipped dbt project, with its target folder (manifest, run results, logs) in the home.
-    The manifest is parsed when missing, and on every code load under ``dagster dev`` (what
-    ``DbtProject.prepare_if_dev`` does, with the dbt found by :func:`dbt_executable`)."""
+    The manifest is parsed when missing or older than the project's files, and on every code load
+    under ``dagster dev`` (what ``DbtProject.prepare_if_dev`` does, with the dbt found by
+    :func:`dbt_executable`)."""
     os.environ[WAREHOUSE_ENV] = str(settings.warehouse)  # profiles.yml reads it; dbt runs in a subprocess
     project = DbtProject(project_dir=settings.dbt_project_dir, target_path=settings.dbt_target)
-    if using_dagster_dev() or not project.manifest_path.exists():
+    if using_dagster_dev() or _manifest_is_stale(project):
         cli = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
         cli.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project

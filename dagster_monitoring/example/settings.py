@@ -60,15 +60,16 @@ class ExampleSettings:
         """Create the landing folder and seed it from the shipped extracts, once: a file missing
         later (the partner's, on a bad morning) stays missing, however often the code reloads."""
         if not self.landing_dir.exists():
-            self.landing_dir.mkdir(parents=True)
-            for name in EXTRACTS:
-                shutil.copyfile(self.dbt_project_dir / "data" / name, self.landing_dir / name)
-            restore_partner_file(self)
+            seed_landing(self)
         return self
 
 
-def restore_partner_file(settings: ExampleSettings) -> None:
-    """The partner's daily file: the repayments they collected on the lender's behalf."""
+def seed_landing(settings: ExampleSettings) -> None:
+    """A good morning's landing folder: the shipped extracts and the partner's daily file (the
+    repayments they collected on the lender's behalf)."""
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    for name in EXTRACTS:
+        shutil.copyfile(settings.dbt_project_dir / "data" / name, settings.landing_dir / name)
     (settings.landing_dir / PARTNER_FILE).write_text(
         "partner_ref,loan_id,amount\nP-1,L-0001,135.78\nP-2,L-0002,366.21\n", encoding="utf-8"
     )

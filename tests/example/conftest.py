@@ -32,11 +32,13 @@ def demo_run(tmp_path_factory, demo_teams) -> tuple[DemoResult, list[str]]:
         "routes:\n  - {min_severity: warn, receivers: [teams-data-eng]}\n",
         encoding="utf-8",
     )
+    return run_demo_in(tmp / "home", config, demo_teams)
+
+
+def run_demo_in(home, config, teams) -> tuple[DemoResult, list[str]]:
     printed: list[str] = []
-    with pytest.MonkeyPatch.context() as mp:  # run_demo sets DAGSTER_HOME for the process
-        mp.delenv("DAGSTER_HOME", raising=False)
-        mp.delenv("DAGSTER_MONITORING_CONFIG", raising=False)
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
-        mp.setenv(TEAMS_URL_ENV, demo_teams.webhook_url)
-        result = run_demo(tmp / "home", config, echo=printed.append)
+        mp.setenv(TEAMS_URL_ENV, teams.webhook_url)
+        result = run_demo(home, config, echo=printed.append)
     return result, printed

@@ -121,7 +121,7 @@ def test_demo_prints_progress_and_where_everything_is(demo_run):
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert step in text
     assert "CRITICAL new" in text and "RECOVERED" in text
-    assert "vw_recent_failures: empty" in text
+    assert "vw_recent_failures: empty" in text.split("[4/5]", 1)[1]
     for path in (result.alerts_file, result.audit_file, result.log_file, result.phases["broken"].preview.html):
         assert str(path) in text and path.exists()
     # Dagster's and dbt's own output went to the log file, not the terminal
@@ -138,6 +138,7 @@ def test_card_previews_render_every_card(demo_run):
         preview = result.phases[name].preview
         assert preview.png is not None, preview.note
         assert preview.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert preview.rendered == 5  # the renderer drew every card of the phase
 
 
 def test_a_configured_teams_receiver_gets_the_same_ten_cards(demo_run, demo_teams):
@@ -155,3 +156,32 @@ def test_a_configured_teams_receiver_gets_the_same_ten_cards(demo_run, demo_team
     assert secret not in "\n".join(printed)
     assert secret not in result.alerts_file.read_text(encoding="utf-8")
     assert secret not in result.log_file.read_text(encoding="utf-8")
+    for stored in (result.audit_file, result.audit_file.with_name("alert_state.db"), *result.previews_dir.iterdir()):
+        assert secret.encode() not in stored.read_bytes(), stored
+
+
+def test_the_process_environment_is_restored(demo_run):
+    import os
+
+    result, _ = demo_run
+    assert os.environ.get("DAGSTER_HOME") != str(result.home)
+    assert "DM_DBT_DUCKDB_PATH" not in os.environ  # the example sets it for dbt while it runs
+
+
+def test_a_second_run_on_the_same_home_tells_the_same_story(demo_run, tmp_path):
+    import shutil
+
+    from ..transports.test_teams import FakeTeamsWorkflow
+    from .conftest import run_demo_in
+
+    first, _ = demo_run
+    home = tmp_path / "home"
+    shutil.copytree(first.home, home)  # the demo's own home after a full run (a copy: other tests read the first)
+    with FakeTeamsWorkflow() as teams:
+        second, _ = run_demo_in(home, first.home.parent / "monitoring.yaml", teams)
+    assert len(teams.accepted) == 10
+    assert [a["transition"] for a in second.phases["broken"].alerts] == ["new"] * 5
+    assert set(by_entity(second.phases["broken"].alerts)) == set(by_entity(first.phases["broken"].alerts))
+    assert [a["transition"] for a in second.phases["recovered"].alerts] == ["recovered"] * 5
+    assert second.phases["green"].alerts == [] and second.phases["recovered"].recent_failures[1] == []
+    assert len(second.alerts_file.read_text(encoding="utf-8").splitlines()) == 10  # started over
