@@ -10,7 +10,6 @@ Run: python benchmarks/demo_time.py
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from dagster_monitoring.example.demo import run_demo
@@ -19,12 +18,10 @@ from dagster_monitoring.example.demo import run_demo
 def main() -> None:
     os.environ.pop("DAGSTER_MONITORING_CONFIG", None)
     with tempfile.TemporaryDirectory(prefix="dm-bench-demo-") as tmp:
-        started = time.monotonic()
         result = run_demo(Path(tmp) / "home", echo=lambda _text: None)
-        total = time.monotonic() - started
     phases = " ".join(f"{name}_s={phase.seconds:.1f}" for name, phase in result.phases.items())
     alerts = sum(len(phase.alerts) for phase in result.phases.values())
-    print(f"demo_total_s={total:.1f} {phases} alerts_sent={alerts} goal_s=120")
+    print(f"demo_total_s={result.seconds:.1f} {phases} alerts_sent={alerts} goal_s=120")
 
 
 if __name__ == "__main__":
