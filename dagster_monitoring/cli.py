@@ -46,15 +46,16 @@ def demo_cmd(home: Path | None, config_path: Path | None) -> None:
     """Run the example project green, break it, fix it: alerts, card previews, audit views.
 
     Needs the dbt and dlt extras: pip install 'dagster-monitoring[demo]'."""
-    if config_path is not None:
-        _load(str(config_path))  # a bad config fails here, naming the field, before anything runs
     try:
         from .example.demo import DemoHomeError, run_demo
     except ImportError as exc:
         click.echo(f"error: the demo needs the dbt and dlt extras ({exc}); pip install 'dagster-monitoring[demo]'", err=True)
         sys.exit(2)
     try:
-        run_demo(home, config_path, echo=click.echo)
+        run_demo(home, config_path, echo=click.echo)  # a bad config or home fails before anything runs
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     except DemoHomeError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

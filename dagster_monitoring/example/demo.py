@@ -27,13 +27,13 @@ from typing import Any
 
 import dagster as dg
 
-from ..alerting.config import read_yaml
+from ..alerting.config import read_yaml, validate_config
 from ..alerting.notification import Notification
 from ..alerting.text import truncate
 from ..alerting.transports.teams_card import build_card
 from ..card_preview import Preview, write_preview
+from ..config import MonitoringConfig
 from .project import build_example_defs, example_monitoring_config
-from ..config import load_config
 from .settings import PARTNER_FILE, ExampleSettings, seed_landing
 
 DEMO_FILE_RECEIVER = "dagster-monitoring-demo-file"
@@ -72,12 +72,21 @@ class DemoHomeError(RuntimeError):
     """The folder given as the demo's home holds a Dagster instance the demo did not make."""
 
 
-def demo_config(settings: ExampleSettings, user_config: Path | None) -> dict[str, Any]:
-    """The example's local config, or the user's (their Teams / e-mail receivers) with the demo's
-    file receiver in front of it.
+def read_user_config(path: Path | None) -> dict[str, Any] | None:
+    """The user's monitoring file, read once and validated as a file (a literal secret is
+    refused, every bad field named) before the demo touches anything."""
+    if path is None:
+        return None
+    raw = dict(read_yaml(path))
+    validate_config(MonitoringConfig, raw, str(path))
+    return raw
 
-    The user's file is validated as a file first (a literal secret is refused, every bad field
-    named). Only its receivers, routes, owners, default receivers, policy, silences and delivery
+
+def demo_config(settings: ExampleSettings, user_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The example's local config, or the user's (their Teams / e-mail receivers, as read by
+    :func:`read_user_config`) with the demo's file receiver in front of it.
+
+    Only its receivers, routes, owners, default receivers, policy, silences and delivery
     are used: alert state and the audit trail stay in the demo's home (DuckDB, even when the file
     says BigQuery), its ``checks`` are for its own assets, and links point at the local
     webserver, since the demo's run ids exist only there. The flap window is 0 s so recoveries
@@ -85,8 +94,7 @@ def demo_config(settings: ExampleSettings, user_config: Path | None) -> dict[str
     local = example_monitoring_config(settings)
     config = dict(local)
     if user_config is not None:
-        load_config(user_config)
-        config = {k: v for k, v in read_yaml(user_config).items() if k not in ("state", "audit", "checks")}
+        config = {k: v for k, v in user_config.items() if k not in ("state", "audit", "checks")}
         routes = [{"receivers": [DEMO_FILE_RECEIVER], "continue": True}, *config.get("routes", [])]
         if config.get("default_receivers"):  # the demo's route matches everything; keep the fallback reachable
             routes.append({"receivers": list(config["default_receivers"])})
@@ -113,16 +121,17 @@ def break_extracts(settings: ExampleSettings) -> None:
 class Demo:
     """The example's definitions on one instance, with the alert and audit sensors ticked by hand."""
 
-    def __init__(self, settings: ExampleSettings, user_config: Path | None) -> None:
+    def __init__(self, settings: ExampleSettings, user_config: Mapping[str, Any] | None) -> None:
         self.settings = settings
         self.log_file = settings.home / "demo.log"
         with captured_output(self.log_file):  # a dbt parse when the manifest is missing or stale
             self.defs = build_example_defs(settings, monitoring=demo_config(settings, user_config))
         self.repo = self.defs.get_repository_def()
+        self.trail = self.defs.resources["audit"].get_trail()
         self.instance = dg.DagsterInstance.get()
         self.sensors = {s.name: s for s in self.defs.sensors}
         self.cursors: dict[str, str | None] = {}
-        self.alerts_seen = len(self._alert_lines())
+        self.alerts_seen = 0  # the home is new (prepare_home), so is its alerts file
 
     def _alert_lines(self) -> list[str]:
         path = self.settings.alerts_file
@@ -132,7 +141,7 @@ class Demo:
         self.instance.dispose()
 
     def audit_file(self) -> Path:
-        return Path(self.defs.resources["audit"].get_trail().sink.path)
+        return Path(self.trail.sink.path)
 
     def tick(self) -> None:
         with captured_output(self.log_file):  # what delivery logs goes to the log file too
@@ -159,7 +168,7 @@ class Demo:
         return fresh
 
     def recent_failures(self) -> tuple[list[str], list[tuple[Any, ...]]]:
-        return self.defs.resources["audit"].get_trail().sink.query_view("vw_recent_failures")
+        return self.trail.sink.query_view("vw_recent_failures")
 
     def phase(self, name: str, prepare: Callable[[ExampleSettings], None]) -> Phase:
         started = time.monotonic()
@@ -238,15 +247,16 @@ def shell_command(env: Mapping[str, Path], executable: str, *args: str) -> str:
 def run_demo(home: Path | None = None, config: Path | None = None, echo: Echo = print) -> DemoResult:
     """Run the whole story; returns what happened (the tests assert on it). The process
     environment (``DAGSTER_HOME`` and the variables the example sets) is restored afterwards."""
+    user_config = read_user_config(config)  # a bad file fails here, before the home is touched
     saved = dict(os.environ)
     try:
-        return _run_demo(prepare_home(home), config, echo)
+        return _run_demo(prepare_home(home), config, user_config, echo)
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
-def _run_demo(home: Path, config: Path | None, echo: Echo) -> DemoResult:
+def _run_demo(home: Path, config: Path | None, user_config: Mapping[str, Any] | None, echo: Echo) -> DemoResult:
     started = time.monotonic()
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -256,7 +266,7 @@ def _run_demo(home: Path, config: Path | None, echo: Echo) -> DemoResult:
         echo(f"alerts go to the file receiver and to the receivers in {config}")
     echo("[1/5] loading the example project (dlt -> dbt -> checks, monitoring merged in) ...")
     settings = ExampleSettings(home / "dagster_monitoring" / "example").prepare()
-    demo = Demo(settings, config)
+    demo = Demo(settings, user_config)
     try:
         demo.tick()  # on a new instance: the alert sensor's first tick only sets its cursor
         result = DemoResult(home, settings.alerts_file, demo.audit_file(), settings.home / "previews", demo.log_file)

@@ -5,7 +5,7 @@ import pytest
 from dagster_monitoring.alerting.config import ConfigError
 from dagster_monitoring.alerting.policy import receivers_for
 from dagster_monitoring.config import config_from_dict
-from dagster_monitoring.example.demo import DEMO_FILE_RECEIVER, DemoHomeError, demo_config, prepare_home
+from dagster_monitoring.example.demo import DEMO_FILE_RECEIVER, DemoHomeError, demo_config, prepare_home, read_user_config
 from dagster_monitoring.example.settings import ExampleSettings
 
 from ..helpers.factories import make_event
@@ -27,7 +27,7 @@ def test_user_receivers_defaults_kept_state_audit_checks_and_url_replaced(tmp_pa
         "state: {path: /var/lib/prod_state.db}\n"
         "checks: {freshness: [{assets: [my/asset], warn_after: 1h, fail_after: 2h}]}\n"
     ))
-    config = config_from_dict(demo_config(ExampleSettings(tmp_path / "example"), path))
+    config = config_from_dict(demo_config(ExampleSettings(tmp_path / "example"), read_user_config(path)))
     assert config.dagster_base_url == "http://localhost:3000"  # demo run ids exist only locally
     assert config.audit.backend == "duckdb" and config.state.path is None and config.checks.freshness == ()
     assert config.policy.flap_window.total_seconds() == 0
@@ -38,7 +38,7 @@ def test_user_receivers_defaults_kept_state_audit_checks_and_url_replaced(tmp_pa
 def test_a_literal_secret_in_the_user_file_is_refused(tmp_path):
     path = user_file(tmp_path, "receivers:\n  - {name: teams, type: teams, webhook_url: 'https://x.invalid/w?sig=literal'}\n")
     with pytest.raises(ConfigError, match=r"receivers\[0\]\.webhook_url"):
-        demo_config(ExampleSettings(tmp_path / "example"), path)
+        read_user_config(path)
 
 
 def test_a_folder_the_demo_did_not_make_is_refused_and_its_own_is_started_over(tmp_path):
