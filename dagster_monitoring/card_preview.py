@@ -102,9 +102,9 @@ def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
     sized to the rendered cards next to it."""
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(card_page(list(cards)), encoding="utf-8")
-    exe = find_chromium()
-    if exe is None or local_renderer() is None:
-        missing = " and ".join(m for m, ok in (("chromium", exe), ("the npm adaptivecards renderer (npm ci --prefix tests/render in a checkout)", local_renderer())) if not ok)
+    exe, renderer = find_chromium(), local_renderer()
+    if exe is None or renderer is None:
+        missing = " and ".join(m for m, ok in (("chromium", exe), ("the npm adaptivecards renderer (npm ci --prefix tests/render in a checkout)", renderer)) if not ok)
         return Preview(html_path, None, f"no PNG: needs {missing}; the HTML opens in any browser")
     try:
         result = page_result(chromium(exe, f"--window-size={WIDTH},1000", "--dump-dom", html_path.as_uri()).stdout)
