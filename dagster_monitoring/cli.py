@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -165,7 +166,12 @@ def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> 
     def cell(value: object) -> str:
         if value is None:
             return ""
-        text = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") and not isinstance(value, str) else str(value)
+        if isinstance(value, datetime):
+            text = value.isoformat(sep=" ", timespec="seconds")
+        elif isinstance(value, date):  # vw_run_summary.run_date; date.isoformat takes no arguments
+            text = value.isoformat()
+        else:
+            text = str(value)
         return truncate(text.replace("\n", " "), max_width)
 
     cells = [[cell(v) for v in row] for row in rows]

@@ -76,3 +76,12 @@ def test_console_script_is_installed():
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "send-test" in proc.stdout and "validate-config" in proc.stdout
+
+
+def test_format_table_shows_dates_and_timestamps():
+    from datetime import date, datetime, timezone
+
+    from dagster_monitoring.cli import format_table
+
+    text = format_table(["run_date", "last_run_at"], [(date(2026, 12, 2), datetime(2026, 12, 2, 3, 4, 5, 678, tzinfo=timezone.utc))])
+    assert "2026-12-02  2026-12-02 03:04:05+00:00" in text and "(1 row)" in text

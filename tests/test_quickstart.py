@@ -61,6 +61,11 @@ def test_make_demo_on_a_fresh_clone(fresh_clone, tmp_path):
     assert (home / "dagster_monitoring" / "audit.duckdb").exists()
     assert "vw_recent_failures: empty" in output.split("[4/5]", 1)[1]
     assert "RUN_START" not in output and "Running with dbt" not in output  # Dagster's and dbt's output went to demo.log
+    # the command the demo prints for querying the trail works as pasted
+    query = next(line.split("query the trail", 1)[1].strip() for line in output.splitlines() if "query the trail" in line)
+    summary = subprocess.run(query, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    assert "lender_daily" in summary.stdout and "import_partner_payments" in summary.stdout
     # nothing written into the clone but the venv, the npm renderer and the editable install's metadata
     status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=fresh_clone, capture_output=True, text=True).stdout
     allowed = ("!! .venv/", "!! tests/render/node_modules/", "!! dagster_monitoring.egg-info/")
