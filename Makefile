@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo renderer test install system-deps bench clean
+.PHONY: demo renderer test lint install system-deps bench clean
 
 $(BIN)/uv:
 	$(PY) -m venv $(VENV)
@@ -30,8 +30,15 @@ renderer:
 	@if [ ! -d tests/render/node_modules/adaptivecards ] && command -v npm >/dev/null 2>&1; then \
 	  npm ci --prefix tests/render --no-audit --no-fund --loglevel=error || echo "npm ci failed: card previews without PNG"; fi
 
-test: $(VENV)/.installed-test system-deps
+test: lint system-deps
 	$(BIN)/python -m pytest
+
+# ruff (lint + format check) and mypy over the package, configured in pyproject.toml
+LINTED := dagster_monitoring benchmarks
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/alert_noise.py

@@ -41,16 +41,22 @@ def make_router(tmp: Path, clock: SimClock) -> tuple[AlertRouter, Path]:
 
 def event(entity: str, status: Status, at: datetime) -> AlertEvent:
     return AlertEvent(
-        source="dagster", kind="run", entity=entity, status=status, severity=Severity.ERROR,
-        occurred_at=at, summary=f"Run of {entity} failed", owners=("team:data-eng",),
+        source="dagster",
+        kind="run",
+        entity=entity,
+        status=status,
+        severity=Severity.ERROR,
+        occurred_at=at,
+        summary=f"Run of {entity} failed",
+        owners=("team:data-eng",),
     )
 
 
 def count(path: Path) -> tuple[int, list[str]]:
     if not path.exists():
         return 0, []
-    lines = [json.loads(l) for l in path.read_text().splitlines()]
-    return len(lines), [l["transition"] for l in lines]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return len(lines), [line["transition"] for line in lines]
 
 
 def scenario_repeated_failure(tmp: Path) -> tuple[int, list[str]]:

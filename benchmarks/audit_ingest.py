@@ -47,27 +47,81 @@ def make_records(n: int) -> list[AuditRecord]:
         ts = T0 + timedelta(seconds=i)
         kind = i % 6
         if kind == 0:
-            out.append(RunRecord.build(event_ts=ts, run_id=f"run-{i}", job_name=f"job_{i % 40}", status="FAILURE" if i % 12 == 0 else "SUCCESS",
-                                       duration_s=i % 300, error_class="ValueError" if i % 12 == 0 else None,
-                                       error_message="negative principal" if i % 12 == 0 else None, tags={"team": "data-eng"},
-                                       run_url=f"http://localhost:3000/runs/run-{i}", owners="team:data-eng"))
+            out.append(
+                RunRecord.build(
+                    event_ts=ts,
+                    run_id=f"run-{i}",
+                    job_name=f"job_{i % 40}",
+                    status="FAILURE" if i % 12 == 0 else "SUCCESS",
+                    duration_s=i % 300,
+                    error_class="ValueError" if i % 12 == 0 else None,
+                    error_message="negative principal" if i % 12 == 0 else None,
+                    tags={"team": "data-eng"},
+                    run_url=f"http://localhost:3000/runs/run-{i}",
+                    owners="team:data-eng",
+                )
+            )
         elif kind == 1:
-            out.append(AssetMaterializationRecord.build(event_ts=ts, run_id=f"run-{i}", asset_key=f"loans/asset_{i % 80}", row_count=i,
-                                                        metadata={"rows_loaded": i, "dagster/row_count": i}))
+            out.append(
+                AssetMaterializationRecord.build(
+                    event_ts=ts,
+                    run_id=f"run-{i}",
+                    asset_key=f"loans/asset_{i % 80}",
+                    row_count=i,
+                    metadata={"rows_loaded": i, "dagster/row_count": i},
+                )
+            )
         elif kind == 2:
-            out.append(AssetCheckEvaluationRecord.build(event_ts=ts, run_id=f"run-{i}", asset_key=f"loans/asset_{i % 80}", check_name="row_count_ok",
-                                                        passed=i % 7 != 0, severity="ERROR", metadata={"row_count": i}))
+            out.append(
+                AssetCheckEvaluationRecord.build(
+                    event_ts=ts,
+                    run_id=f"run-{i}",
+                    asset_key=f"loans/asset_{i % 80}",
+                    check_name="row_count_ok",
+                    passed=i % 7 != 0,
+                    severity="ERROR",
+                    metadata={"row_count": i},
+                )
+            )
         elif kind == 3:
-            out.append(DbtTestResultRecord.build(event_ts=ts, invocation_id=f"inv-{i // 60}", unique_id=f"test.lender.t{i}.abc", test_name=f"t{i}",
-                                                 model=f"model_{i % 30}", status="pass" if i % 9 else "fail", failures=0 if i % 9 else 3,
-                                                 is_critical=i % 5 == 0, tags=["critical"] if i % 5 == 0 else [], execution_time_s=0.3))
+            out.append(
+                DbtTestResultRecord.build(
+                    event_ts=ts,
+                    invocation_id=f"inv-{i // 60}",
+                    unique_id=f"test.lender.t{i}.abc",
+                    test_name=f"t{i}",
+                    model=f"model_{i % 30}",
+                    status="pass" if i % 9 else "fail",
+                    failures=0 if i % 9 else 3,
+                    is_critical=i % 5 == 0,
+                    tags=["critical"] if i % 5 == 0 else [],
+                    execution_time_s=0.3,
+                )
+            )
         elif kind == 4:
-            out.append(DltLoadRecord.build(event_ts=ts, pipeline_name="loans_source", load_id=f"{1700000000 + i}", table_name=f"table_{i % 10}",
-                                           rows_loaded=i, schema_changes={"added": []}))
+            out.append(
+                DltLoadRecord.build(
+                    event_ts=ts,
+                    pipeline_name="loans_source",
+                    load_id=f"{1700000000 + i}",
+                    table_name=f"table_{i % 10}",
+                    rows_loaded=i,
+                    schema_changes={"added": []},
+                )
+            )
         else:
-            out.append(AlertNotificationRecord.build(event_ts=ts, record_type="decision", fingerprint=f"dagster:run:job_{i % 40}",
-                                                     incident_id=f"inc-{i % 40}", transition="ongoing", observation="continued",
-                                                     receiver="teams", severity="error"))
+            out.append(
+                AlertNotificationRecord.build(
+                    event_ts=ts,
+                    record_type="decision",
+                    fingerprint=f"dagster:run:job_{i % 40}",
+                    incident_id=f"inc-{i % 40}",
+                    transition="ongoing",
+                    observation="continued",
+                    receiver="teams",
+                    severity="error",
+                )
+            )
     return out
 
 
@@ -84,7 +138,9 @@ def duckdb_rate(records: list[AuditRecord], batch: int, session: bool) -> float:
             for i in range(0, len(records), batch):
                 trail.write(records[i : i + batch])
         elapsed = time.perf_counter() - start
-        total = trail.sink.query("SELECT (SELECT count(*) FROM dagster_audit.runs) + (SELECT count(*) FROM dagster_audit.dlt_loads)")[1][0][0]
+        total = trail.sink.query("SELECT (SELECT count(*) FROM dagster_audit.runs) + (SELECT count(*) FROM dagster_audit.dlt_loads)")[1][0][
+            0
+        ]
         assert total == sum(1 for r in records if r.TABLE in ("runs", "dlt_loads")), "rows lost"
     return len(records) / elapsed
 

@@ -15,7 +15,6 @@ dagster-dbt's stream), which is the overhead without the noise.
 Run: python benchmarks/dbt_overhead.py [--repetitions 5]
 """
 
-
 import argparse
 import json
 import os
@@ -25,8 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

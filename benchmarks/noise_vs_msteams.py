@@ -33,18 +33,27 @@ def main() -> int:
     parser.add_argument("--failures", type=int, default=100)
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.ERROR)
-    with LocalHTTPServer(default=Response(200)) as msteams_srv, LocalHTTPServer(default=Response(202)) as our_srv, \
-            tempfile.TemporaryDirectory() as d, dg.instance_for_test(temp_dir=d) as instance:
-        msteams = make_teams_on_run_failure_sensor(hook_url=msteams_srv.url("/webhook"), monitored_jobs=[loans_daily],
-                                                   default_status=dg.DefaultSensorStatus.RUNNING)
+    with (
+        LocalHTTPServer(default=Response(200)) as msteams_srv,
+        LocalHTTPServer(default=Response(202)) as our_srv,
+        tempfile.TemporaryDirectory() as d,
+        dg.instance_for_test(temp_dir=d) as instance,
+    ):
+        msteams = make_teams_on_run_failure_sensor(
+            hook_url=msteams_srv.url("/webhook"), monitored_jobs=[loans_daily], default_status=dg.DefaultSensorStatus.RUNNING
+        )
         repo = dg.Definitions(jobs=[loans_daily], sensors=[msteams]).get_repository_def()
-        runtime = MonitoringRuntime(config_from_dict({
-            "receivers": [{"type": "teams", "name": "teams", "webhook_url": our_srv.url("/workflows/x?sig=abcdefgh")}],
-            "routes": [{"receivers": ["teams"]}],
-            "state": {"path": f"{d}/state.db"},
-            "audit": {"enabled": False},
-            "policy": {"flap_window": "0s"},
-        }))
+        runtime = MonitoringRuntime(
+            config_from_dict(
+                {
+                    "receivers": [{"type": "teams", "name": "teams", "webhook_url": our_srv.url("/workflows/x?sig=abcdefgh")}],
+                    "routes": [{"receivers": ["teams"]}],
+                    "state": {"path": f"{d}/state.db"},
+                    "audit": {"enabled": False},
+                    "policy": {"flap_window": "0s"},
+                }
+            )
+        )
         ours = build_alert_sensor(runtime=runtime)
         cursors: dict[str, str | None] = {"msteams": None, "ours": None}
 

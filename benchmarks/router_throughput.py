@@ -32,9 +32,15 @@ def build_events() -> list[AlertEvent]:
             status = Status.PASSING if round_ == per_fp - 1 else Status.FAILING
             events.append(
                 AlertEvent(
-                    source="dagster", kind="run", entity=f"job_{fp:04d}", status=status, severity=Severity.ERROR,
-                    occurred_at=t0 + timedelta(seconds=round_ * 60, microseconds=fp), summary="run failed",
-                    owners=("team:data-eng",), details={"error": "ValueError: boom"},
+                    source="dagster",
+                    kind="run",
+                    entity=f"job_{fp:04d}",
+                    status=status,
+                    severity=Severity.ERROR,
+                    occurred_at=t0 + timedelta(seconds=round_ * 60, microseconds=fp),
+                    summary="run failed",
+                    owners=("team:data-eng",),
+                    details={"error": "ValueError: boom"},
                 )
             )
     return events
@@ -82,8 +88,10 @@ def main() -> int:
             if limit is None:
                 limit = sqlite_limit(Path(d))
         rate = N_EVENTS / elapsed
-        print(f"batch={batch} events={N_EVENTS} fingerprints={N_FINGERPRINTS} messages_sent={sent} "
-              f"seconds={elapsed:.2f} events_per_s={rate:,.0f}")
+        print(
+            f"batch={batch} events={N_EVENTS} fingerprints={N_FINGERPRINTS} messages_sent={sent} "
+            f"seconds={elapsed:.2f} events_per_s={rate:,.0f}"
+        )
     print(f"sqlite_read_upsert_pairs_per_s={limit:,.0f} (raw sqlite3, no router: the ceiling)")
     return 0
 

@@ -36,8 +36,9 @@ def add_runs(instance: dg.DagsterInstance, n: int, offset: int) -> None:
         job = f"job_{(offset + i) % 100:03d}"
         # every other run is an asset run (its check evaluations are read: one query each)
         selection = frozenset({dg.AssetKey(f"asset_{(offset + i) % 50}")}) if (offset + i) % 4 < 2 else None
-        run = instance.add_run(dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
-                                             asset_selection=selection))
+        run = instance.add_run(
+            dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED, asset_selection=selection)
+        )
         instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job_name=job), run.run_id)
         if (offset + i) % 2 == 0:
             instance.report_run_failed(run, message="boom")
@@ -53,18 +54,30 @@ def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str 
 
 
 def measure(history: int, new: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as d, dg.instance_for_test(
-        temp_dir=d,
-        overrides={"event_log_storage": {"module": "dagster._core.storage.event_log",
-                                         "class": "ConsolidatedSqliteEventLogStorage", "config": {"base_dir": d + "/events"}}},
-    ) as instance:
+    with (
+        tempfile.TemporaryDirectory() as d,
+        dg.instance_for_test(
+            temp_dir=d,
+            overrides={
+                "event_log_storage": {
+                    "module": "dagster._core.storage.event_log",
+                    "class": "ConsolidatedSqliteEventLogStorage",
+                    "config": {"base_dir": d + "/events"},
+                }
+            },
+        ) as instance,
+    ):
         add_runs(instance, history, 0)
-        runtime = MonitoringRuntime(config_from_dict({
-            "receivers": [{"type": "file", "name": "file", "path": f"{d}/alerts.jsonl"}],
-            "routes": [{"receivers": ["file"]}],
-            "state": {"path": f"{d}/state.db"},
-            "audit": {"duckdb_path": f"{d}/audit.duckdb", "spool_dir": f"{d}/spool"},
-        }))
+        runtime = MonitoringRuntime(
+            config_from_dict(
+                {
+                    "receivers": [{"type": "file", "name": "file", "path": f"{d}/alerts.jsonl"}],
+                    "routes": [{"receivers": ["file"]}],
+                    "state": {"path": f"{d}/state.db"},
+                    "audit": {"duckdb_path": f"{d}/audit.duckdb", "spool_dir": f"{d}/spool"},
+                }
+            )
+        )
         alerts = build_alert_sensor(runtime=runtime)
         audit = build_audit_sensor(runtime=runtime, start_from_beginning=False)
         alert_cursor, _ = tick(alerts, instance, None)

@@ -16,9 +16,10 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.helpers
 
@@ -53,19 +54,28 @@ def slow_creates(rng: random.Random) -> Callable[[int], float]:
 
 def event(entity: str, status: Status, at: datetime) -> AlertEvent:
     return AlertEvent(
-        source="dagster", kind="run", entity=entity, status=status, severity=Severity.ERROR, occurred_at=at,
-        summary=f"Run of {entity} failed", details={"error": "ValueError: negative principal"},
-        owners=("team:data-eng",), links={"run": f"https://dagster.example.com/runs/{entity}"},
+        source="dagster",
+        kind="run",
+        entity=entity,
+        status=status,
+        severity=Severity.ERROR,
+        occurred_at=at,
+        summary=f"Run of {entity} failed",
+        details={"error": "ValueError: negative principal"},
+        owners=("team:data-eng",),
+        links={"run": f"https://dagster.example.com/runs/{entity}"},
     )
 
 
 def run(receiver: dict[str, Any], server: Any, clock: SimClock, tmp: Path) -> AlertRouter:
-    config = AlertingConfig.model_validate({
-        "receivers": [receiver],
-        "routes": [{"receivers": [receiver["name"]]}],
-        "policy": {"repeat_interval": "4h", "flap_window": "15m"},
-        "state": {"path": str(tmp / "state.db")},
-    })
+    config = AlertingConfig.model_validate(
+        {
+            "receivers": [receiver],
+            "routes": [{"receivers": [receiver["name"]]}],
+            "policy": {"repeat_interval": "4h", "flap_window": "15m"},
+            "state": {"path": str(tmp / "state.db")},
+        }
+    )
     router = AlertRouter(config, clock=clock, sleep=lambda s: clock.advance(seconds=s))
     jobs = [f"job_{i:02d}" for i in range(INCIDENTS)]
     for _ in range(FAILURES):
@@ -85,31 +95,46 @@ def run(receiver: dict[str, Any], server: Any, clock: SimClock, tmp: Path) -> Al
 
 def bench_jira(tmp: Path) -> str:
     clock = SimClock(datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc))
-    with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=10),
-                  create_delay=slow_creates(random.Random(SEED))) as server:
-        receiver = {"type": "jira", "name": "jira", "base_url": server.base_url, "email": "alerts@example.com",
-                    "api_token": TOKEN, "project": "DATA", "timeout": RECEIVER_TIMEOUT}
+    with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=10), create_delay=slow_creates(random.Random(SEED))) as server:
+        receiver = {
+            "type": "jira",
+            "name": "jira",
+            "base_url": server.base_url,
+            "email": "alerts@example.com",
+            "api_token": TOKEN,
+            "project": "DATA",
+            "timeout": RECEIVER_TIMEOUT,
+        }
         router = run(receiver, server, clock, tmp)
     assert not server.violations, server.violations
-    return line("jira", len(server.issues), len(server.closed), server.duplicates(), server.creates_held,
-                len(server.requests), router)
+    return line("jira", len(server.issues), len(server.closed), server.duplicates(), server.creates_held, len(server.requests), router)
 
 
 def bench_servicenow(tmp: Path) -> str:
     clock = SimClock(datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc))
     with FakeServiceNow(password=TOKEN, create_delay=slow_creates(random.Random(SEED))) as server:
-        receiver = {"type": "servicenow", "name": "snow", "base_url": server.base_url, "username": "svc-dagster",
-                    "password": TOKEN, "default_assignment_group": "Data Engineering", "timeout": RECEIVER_TIMEOUT}
+        receiver = {
+            "type": "servicenow",
+            "name": "snow",
+            "base_url": server.base_url,
+            "username": "svc-dagster",
+            "password": TOKEN,
+            "default_assignment_group": "Data Engineering",
+            "timeout": RECEIVER_TIMEOUT,
+        }
         router = run(receiver, server, clock, tmp)
     assert not server.violations, server.violations
-    return line("servicenow", len(server.records), len(server.resolved), server.duplicates(), server.creates_held,
-                len(server.requests), router)
+    return line(
+        "servicenow", len(server.records), len(server.resolved), server.duplicates(), server.creates_held, len(server.requests), router
+    )
 
 
 def line(system: str, opened: int, closed: int, duplicates: int, timeouts: int, requests: int, router: AlertRouter) -> str:
     left = router.store.outbox_counts()
-    return (f"system={system} tickets_opened={opened} tickets_closed={closed} duplicates={duplicates} "
-            f"create_timeouts={timeouts} http_requests={requests} outbox={dict(sorted(left.items()))}")
+    return (
+        f"system={system} tickets_opened={opened} tickets_closed={closed} duplicates={duplicates} "
+        f"create_timeouts={timeouts} http_requests={requests} outbox={dict(sorted(left.items()))}"
+    )
 
 
 def main() -> int:
@@ -119,8 +144,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             result = bench(Path(tmp))
         print(f"{result} seconds={time.perf_counter() - started:.1f}")
-    print(f"goal: tickets_opened={INCIDENTS} tickets_closed={INCIDENTS} duplicates=0; "
-          "a receiver that retries a timed-out create without looking first opens one duplicate per create_timeouts")
+    print(
+        f"goal: tickets_opened={INCIDENTS} tickets_closed={INCIDENTS} duplicates=0; "
+        "a receiver that retries a timed-out create without looking first opens one duplicate per create_timeouts"
+    )
     return 0
 
 

@@ -28,9 +28,16 @@ ADAPTIVECARDS_VERSION = "3.0.6"  # pinned in tests/render/package.json
 LOCAL_RENDERER = REPO_ROOT / "tests" / "render" / "node_modules" / "adaptivecards"  # in a checkout only
 CDN_RENDERER = f"https://unpkg.com/adaptivecards@{ADAPTIVECARDS_VERSION}/"
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-    "--hide-scrollbars", "--force-device-scale-factor=1",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
 )
 WIDTH = 800
 
@@ -50,7 +57,10 @@ def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     payload = json.dumps(cards if isinstance(cards, dict) else list(cards), ensure_ascii=False).replace("</", "<\\/")
     page, count = re.subn(
         r'(<script type="application/json" id="dm-card-json">).*?(</script>)',
-        lambda m: m.group(1) + payload + m.group(2), template, count=1, flags=re.S,
+        lambda m: m.group(1) + payload + m.group(2),
+        template,
+        count=1,
+        flags=re.S,
     )
     if count != 1:
         raise RuntimeError("card_preview.html lost its dm-card-json script")
@@ -67,7 +77,10 @@ def chromium(exe: str, *args: str, timeout: float = 90) -> subprocess.CompletedP
     with tempfile.TemporaryDirectory(prefix="dm-chromium-") as profile:
         proc = subprocess.run(
             [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     if proc.returncode != 0:
         raise RuntimeError(f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}")
@@ -104,7 +117,11 @@ def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
     html_path.write_text(card_page(list(cards)), encoding="utf-8")
     exe, renderer = find_chromium(), local_renderer()
     if exe is None or renderer is None:
-        missing = " and ".join(m for m, ok in (("chromium", exe), ("the npm adaptivecards renderer (npm ci --prefix tests/render in a checkout)", renderer)) if not ok)
+        missing = " and ".join(
+            m
+            for m, ok in (("chromium", exe), ("the npm adaptivecards renderer (npm ci --prefix tests/render in a checkout)", renderer))
+            if not ok
+        )
         return Preview(html_path, None, f"no PNG: needs {missing}; the HTML opens in any browser")
     try:
         result = page_result(chromium(exe, f"--window-size={WIDTH},1000", "--dump-dom", html_path.as_uri()).stdout)

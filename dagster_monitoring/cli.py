@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,10 +40,17 @@ def main(verbose: bool) -> None:
 
 
 @main.command("demo")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
-              help="Dagster home to run in: a new or empty folder, or one an earlier demo made (started over); default: a new temporary folder")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="monitoring YAML whose receivers (Teams, e-mail, ...) get the demo's alerts too")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Dagster home to run in: a new or empty folder, or one an earlier demo made (started over); default: a new temporary folder",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="monitoring YAML whose receivers (Teams, e-mail, ...) get the demo's alerts too",
+)
 def demo_cmd(home: Path | None, config_path: Path | None) -> None:
     """Run the example project green, break it, fix it: alerts, card previews, audit views.
 
@@ -86,7 +94,9 @@ def validate_config_cmd(file: str) -> None:
 @main.command("send-test")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML")
 @click.option("--receiver", required=True, help="receiver name from the config")
-@click.option("--transition", type=click.Choice([t.value for t in Transition if t is not Transition.ONGOING]), default="new", show_default=True)
+@click.option(
+    "--transition", type=click.Choice([t.value for t in Transition if t is not Transition.ONGOING]), default="new", show_default=True
+)
 @click.option("--dry-run", is_flag=True, help="print the exact payload and send nothing")
 def send_test(config_path: str, receiver: str, transition: str, dry_run: bool) -> None:
     """Send a sample failure alert through one receiver, to check its webhook or mailbox."""
@@ -117,7 +127,7 @@ def audit() -> None:
     """Create and read the audit trail (DuckDB by default, BigQuery when configured)."""
 
 
-def _trail(config_path: str | None) -> "AuditTrail":
+def _trail(config_path: str | None) -> AuditTrail:
     from .audit.config import AuditConfig
     from .audit.trail import AuditTrail
 
@@ -125,7 +135,12 @@ def _trail(config_path: str | None) -> "AuditTrail":
     return AuditTrail.from_config(audit_config)
 
 
-_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="monitoring YAML (default: DuckDB under $DAGSTER_HOME or ./.dagster_monitoring)")
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="monitoring YAML (default: DuckDB under $DAGSTER_HOME or ./.dagster_monitoring)",
+)
 
 
 @audit.command("init")
@@ -160,7 +175,7 @@ def audit_query(view: str, limit: int, config_path: str | None) -> None:
     click.echo(format_table(columns, rows))
 
 
-def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
+def format_table(columns: Sequence[str], rows: Sequence[tuple], max_width: int = 60) -> str:
     """A plain-text table; long values are cut with an ellipsis."""
 
     def cell(value: object) -> str:
@@ -176,7 +191,7 @@ def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> 
 
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)).rstrip()  # noqa: E731
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)

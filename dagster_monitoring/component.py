@@ -13,7 +13,7 @@ A thin shell: ``build_defs`` calls ``build_monitoring_defs`` exactly as Python u
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import dagster as dg
 
@@ -23,8 +23,8 @@ from .definitions import build_monitoring_defs
 class MonitoringComponent(dg.Component, dg.Resolvable, dg.Model):
     """Stateful alerts (Teams, e-mail, Jira, ServiceNow, ...), the audit trail and a watchdog for this project."""
 
-    config_file: Optional[str] = None
-    config: Optional[dict[str, Any]] = None
+    config_file: str | None = None
+    config: dict[str, Any] | None = None
     alert_interval_seconds: int = 30
     audit_interval_seconds: int = 60
 

@@ -8,10 +8,9 @@ are added by their modules; unknown keys are errors, named with their path.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
-
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,7 +33,7 @@ class FreshnessChecksConfig(_Strict):
     name: str | None = Field(default=None, description="name of the job and schedule; default dagster_monitoring_freshness")
 
     @model_validator(mode="after")
-    def _order(self) -> "FreshnessChecksConfig":
+    def _order(self) -> FreshnessChecksConfig:
         if not timedelta(0) < self.warn_after <= self.fail_after:
             raise ValueError("need 0 < warn_after <= fail_after")
         return self
@@ -45,11 +44,15 @@ class DltChecksConfig(_Strict):
 
     assets: tuple[str, ...] = Field(min_length=1, description="asset keys of dlt tables, e.g. dlt_lending_loans")
     min_rows: int | None = Field(default=None, ge=0, description="fail when a load has fewer rows")
-    max_drop: float | None = Field(default=0.5, ge=0, le=1, description="fail when a load drops by more than this fraction against the trailing average")
+    max_drop: float | None = Field(
+        default=0.5, ge=0, le=1, description="fail when a load drops by more than this fraction against the trailing average"
+    )
     trailing_loads: int = Field(default=5, ge=1, description="loads in the trailing average")
     drift_severity: Literal["WARN", "ERROR"] = Field(default="WARN", description="severity of a schema change")
     row_count_severity: Literal["WARN", "ERROR"] = Field(default="ERROR", description="severity of a row-count failure")
-    checks: tuple[Literal["schema_drift", "row_count"], ...] = Field(default=("schema_drift", "row_count"), description="which checks to build")
+    checks: tuple[Literal["schema_drift", "row_count"], ...] = Field(
+        default=("schema_drift", "row_count"), description="which checks to build"
+    )
 
 
 class ChecksConfig(_Strict):

@@ -12,8 +12,9 @@ the ``audit`` resource lets dbt and dlt assets write their test results and load
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import dagster as dg
 
@@ -70,17 +71,29 @@ def configured_checks(config: MonitoringConfig) -> list[dg.Definitions]:
     """Freshness and dlt checks declared in the config's ``checks:`` section."""
     out = []
     for i, fresh in enumerate(config.checks.freshness):
-        out.append(build_freshness_checks(
-            list(fresh.assets), warn_after=fresh.warn_after, fail_after=fresh.fail_after,
-            cron_schedule=fresh.cron_schedule,
-            name=fresh.name or ("dagster_monitoring_freshness" + (f"_{i}" if i else "")),
-        ))
+        out.append(
+            build_freshness_checks(
+                list(fresh.assets),
+                warn_after=fresh.warn_after,
+                fail_after=fresh.fail_after,
+                cron_schedule=fresh.cron_schedule,
+                name=fresh.name or ("dagster_monitoring_freshness" + (f"_{i}" if i else "")),
+            )
+        )
     for spec in config.checks.dlt:
         from .checks.dlt import build_dlt_checks
 
-        out.append(dg.Definitions(asset_checks=build_dlt_checks(
-            list(spec.assets), min_rows=spec.min_rows, max_drop=spec.max_drop, trailing_loads=spec.trailing_loads,
-            drift_severity=dg.AssetCheckSeverity(spec.drift_severity), row_count_severity=dg.AssetCheckSeverity(spec.row_count_severity),
-            checks=spec.checks,
-        )))
+        out.append(
+            dg.Definitions(
+                asset_checks=build_dlt_checks(
+                    list(spec.assets),
+                    min_rows=spec.min_rows,
+                    max_drop=spec.max_drop,
+                    trailing_loads=spec.trailing_loads,
+                    drift_severity=dg.AssetCheckSeverity(spec.drift_severity),
+                    row_count_severity=dg.AssetCheckSeverity(spec.row_count_severity),
+                    checks=spec.checks,
+                )
+            )
+        )
     return out

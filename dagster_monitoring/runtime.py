@@ -20,9 +20,7 @@ from .translator import DagsterAlertTranslator, DagsterAlertTranslatorSettings
 class MonitoringRuntime:
     def __init__(self, config: MonitoringConfig, translator: DagsterAlertTranslator | None = None) -> None:
         self.config = config
-        self.translator = translator or DagsterAlertTranslator(
-            DagsterAlertTranslatorSettings(base_url=config.dagster_base_url)
-        )
+        self.translator = translator or DagsterAlertTranslator(DagsterAlertTranslatorSettings(base_url=config.dagster_base_url))
         self._lock = threading.Lock()
 
     @cached_property

@@ -8,10 +8,10 @@ Sensors, ``build_monitoring_defs`` and the Component take ``translator=``.
 from __future__ import annotations
 
 import re
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import dagster as dg
@@ -180,7 +180,8 @@ class DagsterAlertTranslator:
         run_id: str | None = None,
     ) -> AlertEvent:
         details = {
-            k: v for k, v in metadata.items()
+            k: v
+            for k, v in metadata.items()
             if isinstance(v, (str, int, float, bool, list, dict)) and len(str(v)) < 2000 and not k.startswith("dagster_monitoring/")
         }
         if description and not passed:

@@ -8,9 +8,10 @@ every problem at once. Unknown keys are errors, so a typo fails at load time, no
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Union
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,7 +22,7 @@ from .transports import TRANSPORTS, EmailConfig, FileConfig, JiraConfig, Service
 from .transports._config import SecretValue
 
 ReceiverConfig = Annotated[
-    Union[TeamsConfig, EmailConfig, WebhookConfig, FileConfig, JiraConfig, ServiceNowConfig],
+    TeamsConfig | EmailConfig | WebhookConfig | FileConfig | JiraConfig | ServiceNowConfig,
     Field(discriminator="type"),
 ]
 
@@ -72,7 +73,7 @@ class StateConfig(_Strict):
     url: SecretValue | None = Field(default=None, description="SQLAlchemy URL, e.g. {env: MONITORING_STATE_URL}")
 
     @model_validator(mode="after")
-    def _one(self) -> "StateConfig":
+    def _one(self) -> StateConfig:
         if self.path and self.url:
             raise ValueError("give either path or url, not both")
         return self
@@ -95,7 +96,7 @@ class AlertingConfig(_Strict):
     state: StateConfig = Field(default=StateConfig(), description="where incident state is kept")
 
     @model_validator(mode="after")
-    def _cross_references(self) -> "AlertingConfig":
+    def _cross_references(self) -> AlertingConfig:
         problems: list[str] = []
         names = [r.name for r in self.receivers]
         seen: set[str] = set()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 FINGERPRINT_MAX_LEN = 255  # PagerDuty's dedup_key limit; also fits a VARCHAR(255) key column.
 
@@ -48,15 +49,13 @@ class Severity(str, enum.Enum):
         return self.rank >= other.rank
 
     @classmethod
-    def parse(cls, value: "Severity | str") -> "Severity":
+    def parse(cls, value: Severity | str) -> Severity:
         if isinstance(value, Severity):
             return value
         try:
             return cls(str(value).strip().lower())
         except ValueError:
-            raise ValueError(
-                f"unknown severity {value!r}; expected one of {[s.value for s in cls]}"
-            ) from None
+            raise ValueError(f"unknown severity {value!r}; expected one of {[s.value for s in cls]}") from None
 
 
 _SEVERITY_RANK = {Severity.WARN: 0, Severity.ERROR: 1, Severity.CRITICAL: 2}
@@ -139,7 +138,7 @@ class AlertEvent:
     def is_failing(self) -> bool:
         return self.status is Status.FAILING
 
-    def with_severity(self, severity: Severity) -> "AlertEvent":
+    def with_severity(self, severity: Severity) -> AlertEvent:
         return replace(self, severity=severity)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +150,7 @@ class AlertEvent:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AlertEvent":
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertEvent:
         kwargs = dict(data)
         kwargs["occurred_at"] = datetime.fromisoformat(kwargs["occurred_at"])
         kwargs["owners"] = tuple(kwargs.get("owners") or ())

@@ -13,9 +13,10 @@ continues the same incident, so a flapping job is one incident, not fifty.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from .events import AlertEvent, Severity, short_hash
 
@@ -113,7 +114,7 @@ class IncidentState:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "IncidentState":
+    def from_dict(cls, data: Mapping[str, Any]) -> IncidentState:
         kwargs = dict(data)
         for key in ("first_failed_at", "last_failed_at", "last_success_at", "resolving_since", "last_seen_at"):
             kwargs[key] = _dt(kwargs.get(key))
@@ -178,11 +179,7 @@ def observe(state: IncidentState, event: AlertEvent, flap_window: timedelta) -> 
 
 
 def recovery_due(state: IncidentState, now: datetime, flap_window: timedelta) -> bool:
-    return (
-        state.phase is Phase.RESOLVING
-        and state.resolving_since is not None
-        and now - state.resolving_since >= flap_window
-    )
+    return state.phase is Phase.RESOLVING and state.resolving_since is not None and now - state.resolving_since >= flap_window
 
 
 def close(state: IncidentState) -> IncidentState:

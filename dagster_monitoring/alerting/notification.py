@@ -6,9 +6,10 @@ outbox as JSON and be rendered later, after a restart, exactly as it would have 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from .durations import format_duration
 from .events import AlertEvent, Severity
@@ -34,7 +35,7 @@ class IncidentSnapshot:
         return self.recovered_at - self.first_failed_at
 
     @classmethod
-    def of(cls, state: IncidentState) -> "IncidentSnapshot":
+    def of(cls, state: IncidentState) -> IncidentSnapshot:
         assert state.incident_id and state.first_failed_at
         return cls(
             incident_id=state.incident_id,
@@ -62,7 +63,7 @@ class IncidentSnapshot:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "IncidentSnapshot":
+    def from_dict(cls, data: Mapping[str, Any]) -> IncidentSnapshot:
         def dt(key: str) -> datetime | None:
             return datetime.fromisoformat(data[key]) if data.get(key) else None
 
@@ -91,7 +92,7 @@ class Notification:
     incident: IncidentSnapshot
     created_at: datetime
 
-    def with_tickets(self, tickets: Mapping[str, Mapping[str, str]]) -> "Notification":
+    def with_tickets(self, tickets: Mapping[str, Mapping[str, str]]) -> Notification:
         """The same notification with the incident's current tickets (known at delivery time,
         possibly opened after this notification was queued).
 
@@ -185,7 +186,7 @@ class Notification:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Notification":
+    def from_dict(cls, data: Mapping[str, Any]) -> Notification:
         return cls(
             key=data["key"],
             receiver=data["receiver"],

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Sequence
 
 from .config import DeliveryConfig
 from .notification import Notification
@@ -98,8 +98,7 @@ class Deliverer:
         tickets = self.store.tickets_for({i.notification.incident.fingerprint for i in items})
         if tickets:
             items = [
-                replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {})))
-                for i in items
+                replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {}))) for i in items
             ]
         by_receiver: OrderedDict[str, list[OutboxItem]] = OrderedDict()
         for item in items:
@@ -107,7 +106,7 @@ class Deliverer:
 
         results: list[tuple[list[tuple[OutboxItem, DeliveryResult, int]], list[int]]] = []
         if len(by_receiver) == 1:
-            (name, group), = by_receiver.items()
+            ((name, group),) = by_receiver.items()
             results.append(self._deliver_receiver(name, group))
         else:
             with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(by_receiver)), thread_name_prefix="dm-deliver") as pool:
@@ -127,7 +126,13 @@ class Deliverer:
         self.store.release(released)
         self.store.record_tickets(
             [
-                (o.notification.incident.fingerprint, o.notification.incident.incident_id, o.notification.receiver, o.external_id, o.external_url)
+                (
+                    o.notification.incident.fingerprint,
+                    o.notification.incident.incident_id,
+                    o.notification.receiver,
+                    o.external_id,
+                    o.external_url,
+                )
                 for o in outcomes
                 if o.delivered and o.ticket and o.external_id
             ],
@@ -150,7 +155,7 @@ class Deliverer:
             except Exception as exc:  # a transport bug must not stop the others
                 batch = [DeliveryResult.failure(f"transport error: {describe_error(exc)}", retryable=True)] * len(items)
             if all(r.ok for r in batch):
-                return [(i, r, 1) for i, r in zip(items, batch)], []
+                return [(i, r, 1) for i, r in zip(items, batch, strict=False)], []
 
         attempted: list[tuple[OutboxItem, DeliveryResult, int]] = []
         learned: dict[str, dict[str, dict[str, str]]] = {}  # fingerprint -> {receiver: ticket}, from this call
@@ -189,17 +194,36 @@ class Deliverer:
         if now - item.created_at >= self.config.max_delivery_age:
             _log.error(
                 "dead-lettered %s %s to %s after %d attempts over %s: %s",
-                n.transition.value, n.incident.fingerprint, n.receiver, attempts, now - item.created_at, error,
+                n.transition.value,
+                n.incident.fingerprint,
+                n.receiver,
+                attempts,
+                now - item.created_at,
+                error,
             )
             return OutboxUpdate(item.id, DEAD, attempts, now, error), DeliveryOutcome(n, DEAD, attempts, error, settled_at=now)
         if result.retryable:
             wait = max(backoff(attempts, self.config), timedelta(seconds=result.retry_after or 0))
-            _log.warning("delivery of %s %s to %s failed (attempt %d), retry in %s: %s",
-                         n.transition.value, n.incident.fingerprint, n.receiver, attempts, wait, error)
+            _log.warning(
+                "delivery of %s %s to %s failed (attempt %d), retry in %s: %s",
+                n.transition.value,
+                n.incident.fingerprint,
+                n.receiver,
+                attempts,
+                wait,
+                error,
+            )
         else:
             wait = self.config.max_backoff  # needs a human (bad token, bad payload); keep it until then
-            _log.error("delivery of %s %s to %s was refused (attempt %d), kept and retried in %s: %s",
-                       n.transition.value, n.incident.fingerprint, n.receiver, attempts, wait, error)
+            _log.error(
+                "delivery of %s %s to %s was refused (attempt %d), kept and retried in %s: %s",
+                n.transition.value,
+                n.incident.fingerprint,
+                n.receiver,
+                attempts,
+                wait,
+                error,
+            )
         return OutboxUpdate(item.id, PENDING, attempts, now + wait, error), DeliveryOutcome(n, PENDING, attempts, error, settled_at=now)
 
 

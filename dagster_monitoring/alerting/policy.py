@@ -7,8 +7,9 @@ tables and explained in a config file; the router only strings them together.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,7 +29,9 @@ class Matcher(_Strict):
 
     min_severity: Severity = Field(default=Severity.WARN, description="events at least this severe")
     sources: tuple[str, ...] = Field(default=(), description="any of these sources (dagster, dbt, dlt, ...); empty: all")
-    kinds: tuple[str, ...] = Field(default=(), description="any of these kinds (run, asset_check, freshness, schema_drift, heartbeat, ...); empty: all")
+    kinds: tuple[str, ...] = Field(
+        default=(), description="any of these kinds (run, asset_check, freshness, schema_drift, heartbeat, ...); empty: all"
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="all of these tags, exact values")
     owners: tuple[str, ...] = Field(default=(), description="any of these owners (team:x, e-mail)")
     entity: str | None = Field(default=None, description="glob on the entity, e.g. 'loans/*'")
@@ -98,13 +101,13 @@ class EscalationRule(_Strict):
         return Severity.parse(value)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
-    def _one_trigger(self) -> "EscalationRule":
+    def _one_trigger(self) -> EscalationRule:
         triggers = [t for t in (self.after_failures, self.after_failing_for, self.tags) if t is not None]
         if len(triggers) != 1:
             raise ValueError("give exactly one of after_failures, after_failing_for, tags")
         return self
 
-    def applies(self, event: AlertEvent, state: "IncidentState") -> bool:
+    def applies(self, event: AlertEvent, state: IncidentState) -> bool:
         if self.sources and event.source not in self.sources:
             return False
         if self.kinds and event.kind not in self.kinds:
@@ -148,7 +151,7 @@ class PolicyConfig(_Strict):
     escalation: tuple[EscalationRule, ...] = ()
 
 
-def effective_severity(event: AlertEvent, state: "IncidentState", rules: Iterable[EscalationRule]) -> Severity:
+def effective_severity(event: AlertEvent, state: IncidentState, rules: Iterable[EscalationRule]) -> Severity:
     """The event's own severity raised by every escalation rule that applies (never lowered)."""
     severity = event.severity
     for rule in rules:

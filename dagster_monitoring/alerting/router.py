@@ -8,9 +8,9 @@ and every delivery outcome is also handed to ``on_record`` (the audit trail's ``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping, Sequence
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
@@ -60,7 +60,7 @@ class RouterResult:
     notifications: list[Notification] = field(default_factory=list)
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
 
-    def extend(self, other: "RouterResult") -> None:
+    def extend(self, other: RouterResult) -> None:
         self.decisions.extend(other.decisions)
         self.notifications.extend(other.notifications)
         self.deliveries.extend(other.deliveries)
@@ -81,8 +81,8 @@ class AlertRouter:
         transports: Mapping[str, Transport] | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] | None = None,
-        on_decision: Callable[[Sequence[Decision]], None] | None = None,
-        on_delivery: Callable[[Sequence[DeliveryOutcome]], None] | None = None,
+        on_decision: Callable[[Sequence[Decision]], object] | None = None,
+        on_delivery: Callable[[Sequence[DeliveryOutcome]], object] | None = None,
     ) -> None:
         self.config = config
         self.store = store or SqlStateStore(config.state.sqlalchemy_url())
@@ -143,7 +143,11 @@ class AlertRouter:
             self._announce_recovery(state, now, obs, result, event.occurred_at)
             return state
         if obs in (Observation.HEALTHY, Observation.RESOLVING):
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event, occurred_at=event.occurred_at))
+            result.decisions.append(
+                Decision(
+                    state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event, occurred_at=event.occurred_at
+                )
+            )
             return state
 
         severity = effective_severity(event, state, policy.escalation)
@@ -154,12 +158,22 @@ class AlertRouter:
         silence = active_silence(event, self.config.silences, now)
         names = receivers_for(event, state.consecutive_failures, self.config.routes, self.config.owners, self.config.default_receivers)
         if not names:
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at))
+            result.decisions.append(
+                Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at)
+            )
         for name in names:
             transition = self._transition_for(state.receivers.get(name), severity, event.occurred_at)
             decision = Decision(
-                state.fingerprint, state.incident_id, transition, name, severity, obs, now,
-                silenced_by=(silence.comment or "silence") if silence else None, event=event, occurred_at=event.occurred_at,
+                state.fingerprint,
+                state.incident_id,
+                transition,
+                name,
+                severity,
+                obs,
+                now,
+                silenced_by=(silence.comment or "silence") if silence else None,
+                event=event,
+                occurred_at=event.occurred_at,
             )
             result.decisions.append(decision)
             if decision.notifies:
@@ -189,13 +203,19 @@ class AlertRouter:
         event = AlertEvent.from_dict(state.last_event) if state.last_event else None
         severity = state.severity or Severity.WARN
         if not state.receivers:
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, None, severity, obs, now, event=event, occurred_at=at))
+            result.decisions.append(
+                Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, None, severity, obs, now, event=event, occurred_at=at)
+            )
         for name in state.receivers:
-            result.decisions.append(Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, name, severity, obs, now, event=event, occurred_at=at))
+            result.decisions.append(
+                Decision(state.fingerprint, state.incident_id, Transition.RECOVERED, name, severity, obs, now, event=event, occurred_at=at)
+            )
             if event is not None:
                 result.notifications.append(self._notification(state, event, name, Transition.RECOVERED, severity, now))
 
-    def _notification(self, state: IncidentState, event: AlertEvent, receiver: str, transition: Transition, severity: Severity, now: datetime) -> Notification:
+    def _notification(
+        self, state: IncidentState, event: AlertEvent, receiver: str, transition: Transition, severity: Severity, now: datetime
+    ) -> Notification:
         seq = "final" if transition is Transition.RECOVERED else str(state.consecutive_failures)
         return Notification(
             key=f"{state.incident_id}:{transition.value}:{receiver}:{seq}",

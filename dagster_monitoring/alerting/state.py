@@ -12,11 +12,12 @@ SQLite transactions start with ``BEGIN IMMEDIATE`` and Postgres claims rows with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -78,6 +79,8 @@ class Heartbeat:
     last_ok_at: datetime | None
     last_error: str | None
     interval_s: float
+
+
 _IN_CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
 
 
@@ -167,8 +170,7 @@ class SqlStateStore:
         if not states:
             return
         rows = [
-            {"fingerprint": s.fingerprint, "phase": s.phase.value, "updated_at": _ts(now), "state": json.dumps(s.to_dict())}
-            for s in states
+            {"fingerprint": s.fingerprint, "phase": s.phase.value, "updated_at": _ts(now), "state": json.dumps(s.to_dict())} for s in states
         ]
         insert = self._insert(incidents)
         stmt = insert.on_conflict_do_update(
@@ -210,12 +212,15 @@ class SqlStateStore:
 
     # -- outbox ------------------------------------------------------------------------------
 
-    def _insert(self, table: sa.Table):  # type: ignore[no-untyped-def]
+    def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT (both have ``on_conflict_do_*``)."""
         if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
 
     def enqueue(self, conn: Connection, notifications: Sequence[Notification]) -> None:
         """Add deliveries; a key already present (a replayed decision) is ignored."""
@@ -325,8 +330,11 @@ class SqlStateStore:
     def record_heartbeat(self, name: str, at: datetime, interval_s: float, error: str | None = None) -> None:
         insert = self._insert(heartbeats)
         values = {"name": name, "last_tick_at": _ts(at), "last_error": error, "interval_s": interval_s}
-        update = {"last_tick_at": insert.excluded.last_tick_at, "last_error": insert.excluded.last_error,
-                  "interval_s": insert.excluded.interval_s}
+        update = {
+            "last_tick_at": insert.excluded.last_tick_at,
+            "last_error": insert.excluded.last_error,
+            "interval_s": insert.excluded.interval_s,
+        }
         if error is None:
             values["last_ok_at"] = _ts(at)
             update["last_ok_at"] = insert.excluded.last_ok_at

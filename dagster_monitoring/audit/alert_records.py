@@ -6,7 +6,7 @@ suppressed and silenced ones — and every delivery attempt is auditable next to
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..alerting.lifecycle import Observation
 from ..alerting.outbox import DeliveryOutcome

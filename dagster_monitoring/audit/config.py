@@ -38,7 +38,7 @@ class AuditConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _backend_fields(self) -> "AuditConfig":
+    def _backend_fields(self) -> AuditConfig:
         if self.backend == "duckdb" and (self.project or self.location or self.api_endpoint or self.credentials_json):
             raise ValueError("project, location, api_endpoint and credentials_json apply to backend: bigquery only")
         return self

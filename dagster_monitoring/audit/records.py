@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -54,7 +55,7 @@ class AuditRecord(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _derive(self) -> "AuditRecord":
+    def _derive(self) -> AuditRecord:
         for name in self.TEXT_FIELDS:
             object.__setattr__(self, name, _redacted_and_short(getattr(self, name)))
         if not self.event_id:
@@ -71,7 +72,7 @@ class AuditRecord(BaseModel):
         return row
 
     @classmethod
-    def build(cls, **fields: Any) -> "AuditRecord":
+    def build(cls: type[_R], **fields: Any) -> _R:
         """Validate, raising :class:`AuditRecordError` that names the table and fields."""
         try:
             return cls(**fields)
@@ -82,6 +83,9 @@ class AuditRecord(BaseModel):
                 for e in exc.errors(include_url=False)
             )
             raise AuditRecordError(f"invalid {cls.TABLE} record: {problems}") from None
+
+
+_R = TypeVar("_R", bound=AuditRecord)
 
 
 class RunRecord(AuditRecord):
@@ -202,7 +206,17 @@ class DltLoadRecord(AuditRecord):
 
 class AlertNotificationRecord(AuditRecord):
     TABLE = "alert_notifications"
-    KEY_FIELDS = ("record_type", "fingerprint", "incident_id", "receiver", "transition", "observation", "event_ts", "delivery_status", "attempts")
+    KEY_FIELDS = (
+        "record_type",
+        "fingerprint",
+        "incident_id",
+        "receiver",
+        "transition",
+        "observation",
+        "event_ts",
+        "delivery_status",
+        "attempts",
+    )
     TEXT_FIELDS = ("error",)
 
     record_type: str  # decision | delivery

@@ -7,7 +7,7 @@ scripts do, and a sink outage spools instead of failing the run.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -21,17 +21,15 @@ class AuditResource(dg.ConfigurableResource):
 
     backend: Literal["duckdb", "bigquery"] = Field(default="duckdb", description="duckdb | bigquery")
     dataset: str = Field(default="dagster_audit", description="BigQuery dataset / DuckDB schema")
-    duckdb_path: Optional[str] = Field(default=None, description="default: $DAGSTER_HOME/dagster_monitoring/audit.duckdb")
-    project: Optional[str] = Field(default=None, description="BigQuery project")
-    location: Optional[str] = Field(default=None, description="BigQuery dataset location, e.g. EU")
-    api_endpoint: Optional[str] = Field(default=None, description="BigQuery endpoint override (an emulator)")
-    gcp_credentials_json: Optional[str] = Field(
-        default=None, description="service-account key JSON; pass dg.EnvVar('GCP_CREDENTIALS_JSON')"
-    )
-    spool_dir: Optional[str] = Field(default=None, description="where unwritable batches wait")
+    duckdb_path: str | None = Field(default=None, description="default: $DAGSTER_HOME/dagster_monitoring/audit.duckdb")
+    project: str | None = Field(default=None, description="BigQuery project")
+    location: str | None = Field(default=None, description="BigQuery dataset location, e.g. EU")
+    api_endpoint: str | None = Field(default=None, description="BigQuery endpoint override (an emulator)")
+    gcp_credentials_json: str | None = Field(default=None, description="service-account key JSON; pass dg.EnvVar('GCP_CREDENTIALS_JSON')")
+    spool_dir: str | None = Field(default=None, description="where unwritable batches wait")
     batch_rows: int = Field(default=500, description="rows per BigQuery insertAll request")
 
-    _trail: Optional[AuditTrail] = PrivateAttr(default=None)
+    _trail: AuditTrail | None = PrivateAttr(default=None)
 
     def to_config(self) -> AuditConfig:
         return AuditConfig.model_validate(
@@ -55,10 +53,15 @@ class AuditResource(dg.ConfigurableResource):
         return self._trail
 
     @classmethod
-    def from_audit_config(cls, config: AuditConfig) -> "AuditResource":
+    def from_audit_config(cls, config: AuditConfig) -> AuditResource:
         return cls(
-            backend=config.backend, dataset=config.dataset, duckdb_path=config.duckdb_path, project=config.project,
-            location=config.location, api_endpoint=config.api_endpoint,
+            backend=config.backend,
+            dataset=config.dataset,
+            duckdb_path=config.duckdb_path,
+            project=config.project,
+            location=config.location,
+            api_endpoint=config.api_endpoint,
             gcp_credentials_json=config.credentials_json.get_secret_value() if config.credentials_json else None,
-            spool_dir=config.spool_dir, batch_rows=config.batch_rows,
+            spool_dir=config.spool_dir,
+            batch_rows=config.batch_rows,
         )

@@ -10,9 +10,9 @@ for BigQuery table resources come from the same parsed DDL, so nothing is declar
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import sqlglot
 from sqlglot import exp
@@ -89,13 +89,13 @@ def _table_def(path: Path, ast: exp.Create) -> TableDef:
     return TableDef(name, tuple(columns), partition.this.name, cluster, description, ast)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tables() -> tuple[TableDef, ...]:
     root = sql_root() / "tables"
     return tuple(_table_def(p, _parse(p)) for p in sorted(root.glob("*.sql")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def views() -> tuple[ViewDef, ...]:
     """Views in dependency order: a view that reads another comes after it."""
     root = sql_root() / "views"

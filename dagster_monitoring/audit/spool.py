@@ -12,8 +12,8 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from .records import BY_TABLE, AuditRecord
 

@@ -9,7 +9,7 @@ upload failure must never fail the pipeline). Invalid records do raise, at build
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..alerting.redact import get_logger, redact
 from .config import AuditConfig
@@ -29,8 +29,12 @@ def build_sink(config: AuditConfig) -> AuditSink:
 
         info = json.loads(config.credentials_json.get_secret_value()) if config.credentials_json else None
         return BigQuerySink(
-            dataset=config.dataset, project=config.project, location=config.location,
-            api_endpoint=config.api_endpoint, batch_rows=config.batch_rows, credentials_info=info,
+            dataset=config.dataset,
+            project=config.project,
+            location=config.location,
+            api_endpoint=config.api_endpoint,
+            batch_rows=config.batch_rows,
+            credentials_info=info,
         )
     from .sinks.duckdb import DuckDBSink
 
@@ -44,7 +48,7 @@ class AuditTrail:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: AuditConfig) -> "AuditTrail":
+    def from_config(cls, config: AuditConfig) -> AuditTrail:
         return cls(build_sink(config), Spool(config.resolved_spool_dir()))
 
     def write(self, records: Sequence[AuditRecord]) -> WriteResult:
@@ -82,5 +86,8 @@ class AuditTrail:
             result.spooled = len(records)
         _log.warning(
             "audit sink unavailable, %d row(s) kept in %s for the next call (%d row(s) waiting): %s",
-            len(records), self.spool.directory, self.spool.pending_rows(), redact(exc),
+            len(records),
+            self.spool.directory,
+            self.spool.pending_rows(),
+            redact(exc),
         )

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
@@ -210,9 +210,7 @@ class MonitoringDbtTranslator(DagsterDbtTranslator):
             return "warn"
         return (test.get("config", {}).get("severity") or "error").lower()
 
-    def get_check_next_action(
-        self, test: Mapping[str, Any], *, model: str | None, failures: int | None, compiled_path: str | None
-    ) -> str:
+    def get_check_next_action(self, test: Mapping[str, Any], *, model: str | None, failures: int | None, compiled_path: str | None) -> str:
         """What the on-call engineer does next (a test's ``meta.next_action`` wins): alerts lead with it."""
         custom = _meta(test).get("next_action")
         if custom:
@@ -230,7 +228,7 @@ class MonitoringDbtTranslator(DagsterDbtTranslator):
 
     # -- dagster-dbt hooks ---------------------------------------------------------------------
 
-    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Optional[Sequence[str]]:
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
         """The owners :func:`dbt_owners` names (``meta.owner`` too, which dagster-dbt ignores), less
         those Dagster rejects (neither an e-mail nor ``team:…``)."""
         group = dbt_resource_props.get("group")  # dagster-dbt passes the group's properties here
@@ -242,8 +240,8 @@ class MonitoringDbtTranslator(DagsterDbtTranslator):
         asset_spec: dg.AssetSpec,
         manifest: Mapping[str, Any],
         unique_id: str,
-        project: Optional["DbtProject"],
-    ) -> Optional[dg.AssetCheckSpec]:
+        project: DbtProject | None,
+    ) -> dg.AssetCheckSpec | None:
         """dagster-dbt's spec with our blocking and the ``dagster_monitoring/*`` metadata, so the UI
         and sensors know a check's severity before it ever runs."""
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
@@ -272,7 +270,7 @@ def _resolve_invocation(events: Any, invocation: DbtCliInvocation | None) -> tup
             "monitor_dbt_events needs the dbt invocation: pass dbt.cli([...], context=context), its .stream(), "
             f"or invocation=...; got {type(events).__name__} without one"
         )
-    return events, found
+    return events, found  # type: ignore[return-value]
 
 
 def _translator_for(invocation: DbtCliInvocation, translator: MonitoringDbtTranslator | None) -> MonitoringDbtTranslator:
@@ -285,7 +283,7 @@ def _translator_for(invocation: DbtCliInvocation, translator: MonitoringDbtTrans
 
 
 def _unique_id(event: CheckEvent) -> str | None:
-    value = event.metadata.get(DBT_UNIQUE_ID_METADATA_KEY)
+    value: Any = event.metadata.get(DBT_UNIQUE_ID_METADATA_KEY)
     return getattr(value, "value", value) if value is not None else None
 
 
@@ -326,7 +324,7 @@ def _annotate(
         extra[NEXT_ACTION_METADATA_KEY] = dg.MetadataValue.text(
             translator.get_check_next_action(test, model=model, failures=failures, compiled_path=compiled)
         )
-    changes = {
+    changes: dict[str, Any] = {
         "severity": translator.get_check_severity(test, str(status) if status else None),
         "metadata": {**event.metadata, **extra},
         "description": str(message) if message and not event.passed else event.description,
@@ -346,7 +344,7 @@ def _read_run_results(invocation: DbtCliInvocation, log: Any) -> dict[str, Any] 
 
 
 def _write_audit(
-    audit: "AuditResource | AuditTrail",
+    audit: AuditResource | AuditTrail,
     run_results: Mapping[str, Any],
     manifest: Mapping[str, Any],
     *,
@@ -371,10 +369,10 @@ def _write_audit(
 
 
 def monitor_dbt_events(
-    events: Union[DbtCliInvocation, Iterable[Any]],
+    events: DbtCliInvocation | Iterable[Any],
     *,
-    context: Union[dg.AssetExecutionContext, dg.OpExecutionContext, None] = None,
-    audit: Union["AuditResource", "AuditTrail", None] = None,
+    context: dg.AssetExecutionContext | dg.OpExecutionContext | None = None,
+    audit: AuditResource | AuditTrail | None = None,
     invocation: DbtCliInvocation | None = None,
     translator: MonitoringDbtTranslator | None = None,
     base_url: str | None = None,
@@ -421,8 +419,14 @@ def monitor_dbt_events(
         run_id = context.run.run_id if context is not None else None
         run_url = f"{base_url.rstrip('/')}/runs/{run_id}" if base_url and run_id else None
         _write_audit(
-            audit, run_results, manifest, run_id=run_id, run_url=run_url, target_path=inv.target_path,
-            critical_tag=chosen.settings.critical_tag, log=log,
+            audit,
+            run_results,
+            manifest,
+            run_id=run_id,
+            run_url=run_url,
+            target_path=inv.target_path,
+            critical_tag=chosen.settings.critical_tag,
+            log=log,
         )
     if failure is not None:
         raise failure
@@ -442,7 +446,8 @@ def _finished_at(result: Mapping[str, Any], generated_at: datetime) -> datetime:
     timing = {t.get("name"): t for t in result.get("timing") or []}
     done = _parse_ts((timing.get("execute") or {}).get("completed_at"))
     if done is None:
-        done = max((_parse_ts(t.get("completed_at")) for t in timing.values() if t.get("completed_at")), default=None)
+        stamps = [ts for t in timing.values() if (ts := _parse_ts(t.get("completed_at"))) is not None]
+        done = max(stamps, default=None)
     return done or generated_at
 
 

@@ -205,11 +205,13 @@ class SchemaDrift:
         if self.removed:
             parts.append("removed: " + ", ".join(f"{c['column']} ({c['reason']})" for c in self.removed))
         if self.type_changed:
-            parts.append("type changed: " + ", ".join(
-                f"{c['column']} {c['from'] or '?'} → {c['to']}"
-                + (f" ({c['variant_column']})" if c.get("variant_column") else "")
-                for c in self.type_changed
-            ))
+            parts.append(
+                "type changed: "
+                + ", ".join(
+                    f"{c['column']} {c['from'] or '?'} → {c['to']}" + (f" ({c['variant_column']})" if c.get("variant_column") else "")
+                    for c in self.type_changed
+                )
+            )
         return "; ".join(parts) or "no change"
 
     def with_removed_by_data(self, removed: Iterable[dict[str, Any]], type_changed: Iterable[dict[str, Any]]) -> "SchemaDrift":
@@ -242,17 +244,20 @@ def diff_columns(previous: Mapping[str, Column], current: Mapping[str, Column]) 
             base = variant_base(col, current)
             if col.variant or (base is not None and base.qualified in previous):
                 base_name = base.qualified if base else name
-                type_changed.append({
-                    "column": base_name, "from": base.type if base else None, "to": col.type, "variant_column": name,
-                })
+                type_changed.append(
+                    {
+                        "column": base_name,
+                        "from": base.type if base else None,
+                        "to": col.type,
+                        "variant_column": name,
+                    }
+                )
             else:
                 added.append({"column": name, "type": col.type})
         elif before.type != col.type:
             type_changed.append({"column": name, "from": before.type, "to": col.type, "variant_column": None})
     removed = [
-        {"column": name, "type": col.type, "reason": "dropped from the dlt schema"}
-        for name, col in previous.items()
-        if name not in current
+        {"column": name, "type": col.type, "reason": "dropped from the dlt schema"} for name, col in previous.items() if name not in current
     ]
     return SchemaDrift(tuple(added), tuple(removed), tuple(type_changed))
 
@@ -274,17 +279,13 @@ def drift_from_populated_columns(
             continue
         variants = [v for v in columns.values() if v.qualified in populated_now and variant_base(v, columns) == col]
         if variants:
-            type_changed.extend(
-                {"column": name, "from": col.type, "to": v.type, "variant_column": v.qualified} for v in variants
-            )
+            type_changed.extend({"column": name, "from": col.type, "to": v.type, "variant_column": v.qualified} for v in variants)
         else:
             removed.append({"column": name, "type": col.type, "reason": "no values in this load"})
     return removed, type_changed
 
 
-def probe_populated_columns(
-    pipeline: "Pipeline", table_name: str, load_ids: Sequence[str], columns: Sequence[str]
-) -> dict[str, set[str]]:
+def probe_populated_columns(pipeline: "Pipeline", table_name: str, load_ids: Sequence[str], columns: Sequence[str]) -> dict[str, set[str]]:
     """Load id -> columns with at least one non-NULL value in that load; one query on the destination."""
     with pipeline.sql_client() as client:
         load_col = client.escape_column_name(LOAD_ID_COLUMN)
@@ -294,7 +295,7 @@ def probe_populated_columns(
             f" WHERE {load_col} IN ({', '.join(['%s'] * len(load_ids))}) GROUP BY {load_col}"
         )
         rows = client.execute_sql(sql, *load_ids) or []
-    return {str(row[0]): {c for c, n in zip(columns, row[1:]) if n} for row in rows}
+    return {str(row[0]): {c for c, n in zip(columns, row[1:], strict=False) if n} for row in rows}
 
 
 # -- row counts --------------------------------------------------------------------------------
@@ -352,7 +353,10 @@ class DltCheckSettings:
     detect_removed_columns: bool = False
 
     def __post_init__(self) -> None:
-        for where, value in [("min_rows", self.min_rows), *((f"min_rows[{k.to_user_string()!r}]", v) for k, v in self.min_rows_by_key.items())]:
+        for where, value in [
+            ("min_rows", self.min_rows),
+            *((f"min_rows[{k.to_user_string()!r}]", v) for k, v in self.min_rows_by_key.items()),
+        ]:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{where} must be a whole number of rows >= 0, got {value!r}")
         if self.max_drop is not None and not (isinstance(self.max_drop, (int, float)) and 0 < self.max_drop < 1):
@@ -448,9 +452,14 @@ def build_dlt_checks(
                 f"{sorted(k.to_user_string() for k in keys)}"
             )
     settings = DltCheckSettings(
-        min_rows=None if isinstance(min_rows, Mapping) else min_rows, min_rows_by_key=by_key, max_drop=max_drop,
-        trailing_loads=trailing_loads, drift_severity=drift_severity, row_count_severity=row_count_severity,
-        blocking=blocking, detect_removed_columns=detect_removed_columns,
+        min_rows=None if isinstance(min_rows, Mapping) else min_rows,
+        min_rows_by_key=by_key,
+        max_drop=max_drop,
+        trailing_loads=trailing_loads,
+        drift_severity=drift_severity,
+        row_count_severity=row_count_severity,
+        blocking=blocking,
+        detect_removed_columns=detect_removed_columns,
     )
     if "row_count" in checks and max_drop is None and min_rows is None:
         raise ValueError("build_dlt_checks: the row-count check needs min_rows or max_drop; set one, or leave 'row_count' out of checks")
@@ -502,7 +511,9 @@ def _base_metadata(kind: str) -> dict[str, Any]:
     return {SOURCE_METADATA_KEY: "dlt", KIND_METADATA_KEY: kind}
 
 
-def _unusable(key: dg.AssetKey, check: str, kind: str, history: Sequence[LoadSnapshot], severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult | None:
+def _unusable(
+    key: dg.AssetKey, check: str, kind: str, history: Sequence[LoadSnapshot], severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult | None:
     """A failed result when there is nothing dlt-shaped to check, else None."""
     table = key.to_user_string()
     if not history:
@@ -517,7 +528,11 @@ def _unusable(key: dg.AssetKey, check: str, kind: str, history: Sequence[LoadSna
     else:
         return None
     return dg.AssetCheckResult(
-        asset_key=key, check_name=check, passed=False, severity=severity, description=reason,
+        asset_key=key,
+        check_name=check,
+        passed=False,
+        severity=severity,
+        description=reason,
         metadata={**_base_metadata(kind), NEXT_ACTION_METADATA_KEY: action},
     )
 
@@ -540,7 +555,10 @@ def schema_drift_result(
     metadata: dict[str, Any] = {**_base_metadata("schema_drift"), "columns_now": len(latest.columns), "load_run_id": latest.run_id}
     if previous is None:
         return dg.AssetCheckResult(
-            asset_key=key, check_name=SCHEMA_DRIFT_CHECK, passed=True, severity=settings.drift_severity,
+            asset_key=key,
+            check_name=SCHEMA_DRIFT_CHECK,
+            passed=True,
+            severity=settings.drift_severity,
             description=f"First load of {table}: {len(latest.columns)} column(s) recorded as the baseline.",
             metadata={**metadata, "drift": dg.MetadataValue.json(SchemaDrift().as_json()), "drift_summary": "first load"},
         )
@@ -548,25 +566,34 @@ def schema_drift_result(
     if settings.detect_removed_columns and pipeline is not None:
         drift, probe_note = _probe_removed(drift, latest, history, pipeline, table, log or _log)
         metadata["removed_columns_probe"] = probe_note
-    metadata.update({
-        "drift": dg.MetadataValue.json(drift.as_json()),
-        "drift_summary": drift.summary(),
-        "added_columns": len(drift.added),
-        "removed_columns": len(drift.removed),
-        "type_changed_columns": len(drift.type_changed),
-        "columns_before": len(previous.columns),
-        "previous_load_run_id": previous.run_id,
-    })
+    metadata.update(
+        {
+            "drift": dg.MetadataValue.json(drift.as_json()),
+            "drift_summary": drift.summary(),
+            "added_columns": len(drift.added),
+            "removed_columns": len(drift.removed),
+            "type_changed_columns": len(drift.type_changed),
+            "columns_before": len(previous.columns),
+            "previous_load_run_id": previous.run_id,
+        }
+    )
     if not drift:
         return dg.AssetCheckResult(
-            asset_key=key, check_name=SCHEMA_DRIFT_CHECK, passed=True, severity=settings.drift_severity,
+            asset_key=key,
+            check_name=SCHEMA_DRIFT_CHECK,
+            passed=True,
+            severity=settings.drift_severity,
             description=f"No schema change in {table} since the previous load ({len(latest.columns)} columns).",
             metadata=metadata,
         )
     metadata[NEXT_ACTION_METADATA_KEY] = drift_next_action(table, drift)
     return dg.AssetCheckResult(
-        asset_key=key, check_name=SCHEMA_DRIFT_CHECK, passed=False, severity=settings.drift_severity,
-        description=f"Schema of {table} changed since the previous load: {drift.summary()}", metadata=metadata,
+        asset_key=key,
+        check_name=SCHEMA_DRIFT_CHECK,
+        passed=False,
+        severity=settings.drift_severity,
+        description=f"Schema of {table} changed since the previous load: {drift.summary()}",
+        metadata=metadata,
     )
 
 
@@ -608,9 +635,7 @@ def drift_next_action(table: str, drift: SchemaDrift) -> str:
             f"{', '.join(c['column'] for c in drift.type_changed)}{where}"
         )
     if drift.removed:
-        steps.append(
-            f"ask the source owner about {', '.join(c['column'] for c in drift.removed)}; downstream models now read NULLs"
-        )
+        steps.append(f"ask the source owner about {', '.join(c['column'] for c in drift.removed)}; downstream models now read NULLs")
     text = "; ".join(steps)
     return text[0].upper() + text[1:] + "."
 
@@ -633,8 +658,11 @@ def row_count_result(key: dg.AssetKey, history: Sequence[LoadSnapshot], settings
         rows, _baseline(history, settings.trailing_loads), min_rows=settings.min_rows_for(key), max_drop=settings.max_drop
     )
     metadata: dict[str, Any] = {
-        **_base_metadata("row_count"), "rows_loaded": rows, "baseline_loads": len(verdict.baseline),
-        "baseline_rows": dg.MetadataValue.json(list(verdict.baseline)), "load_run_id": latest.run_id,
+        **_base_metadata("row_count"),
+        "rows_loaded": rows,
+        "baseline_loads": len(verdict.baseline),
+        "baseline_rows": dg.MetadataValue.json(list(verdict.baseline)),
+        "load_run_id": latest.run_id,
     }
     if verdict.min_rows is not None:
         metadata["min_rows"] = verdict.min_rows
@@ -655,8 +683,12 @@ def row_count_result(key: dg.AssetKey, history: Sequence[LoadSnapshot], settings
             "the API filters and pagination, and the dlt incremental cursor; re-run the load once the source is complete."
         )
     return dg.AssetCheckResult(
-        asset_key=key, check_name=ROW_COUNT_CHECK, passed=verdict.passed, severity=settings.row_count_severity,
-        description=description, metadata=metadata,
+        asset_key=key,
+        check_name=ROW_COUNT_CHECK,
+        passed=verdict.passed,
+        severity=settings.row_count_severity,
+        description=description,
+        metadata=metadata,
     )
 
 
@@ -675,19 +707,20 @@ def _table_changes(package: Any, table: str) -> dict[str, list[dict[str, Any]]]:
     known: dict[str, Any] = {}
     if package.schema is not None and table in package.schema.tables:
         known = package.schema.tables[table].get("columns") or {}
-    columns = {
-        name: Column(name=name, type=str(col.get("data_type")), variant=bool(col.get("variant")))
-        for name, col in known.items()
-    }
+    columns = {name: Column(name=name, type=str(col.get("data_type")), variant=bool(col.get("variant"))) for name, col in known.items()}
     added, type_changed = [], []
     for name, col in new_columns.items():
         column = Column(name=name, type=str(col.get("data_type")), variant=bool(col.get("variant")))
         base = variant_base(column, columns) if column.variant else None
         if column.variant:
-            type_changed.append({
-                "column": base.name if base else name, "from": base.type if base else None,
-                "to": column.type, "variant_column": name,
-            })
+            type_changed.append(
+                {
+                    "column": base.name if base else name,
+                    "from": base.type if base else None,
+                    "to": column.type,
+                    "variant_column": name,
+                }
+            )
         else:
             added.append({"column": name, "type": column.type})
     return {"added": added, "removed": [], "type_changed": type_changed}  # dlt never drops a column
@@ -719,11 +752,18 @@ def build_dlt_load_records(
             if table.startswith(DLT_COLUMN_PREFIX):
                 continue
             rows = rows_by_load.get(package.load_id, {}).get(table, 0) if normalize_info is not None else None
-            records.append(DltLoadRecord.build(
-                event_ts=event_ts, pipeline_name=pipeline_name, load_id=package.load_id, table_name=table,
-                dataset_name=load_info.dataset_name, rows_loaded=rows, schema_changes=_table_changes(package, table),
-                run_id=run_id,
-            ))
+            records.append(
+                DltLoadRecord.build(
+                    event_ts=event_ts,
+                    pipeline_name=pipeline_name,
+                    load_id=package.load_id,
+                    table_name=table,
+                    dataset_name=load_info.dataset_name,
+                    rows_loaded=rows,
+                    schema_changes=_table_changes(package, table),
+                    run_id=run_id,
+                )
+            )
     return records  # type: ignore[return-value]
 
 

@@ -12,9 +12,9 @@ Usage::
     defs = dg.Definitions.merge(my_defs, freshness)
 """
 
-
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Sequence, Union
+from typing import Union
 
 import dagster as dg
 
@@ -41,7 +41,9 @@ def _keys(assets: Iterable[AssetRef]) -> list[dg.AssetKey]:
     return list(dict.fromkeys(keys))
 
 
-def evaluate_freshness(last_update: datetime | None, now: datetime, warn_after: timedelta, fail_after: timedelta) -> tuple[bool, dg.AssetCheckSeverity, str]:
+def evaluate_freshness(
+    last_update: datetime | None, now: datetime, warn_after: timedelta, fail_after: timedelta
+) -> tuple[bool, dg.AssetCheckSeverity, str]:
     """(passed, severity, description) for one asset. Pure, so the thresholds are tested as a table."""
     if last_update is None:
         return False, dg.AssetCheckSeverity.ERROR, "never materialized"
@@ -56,8 +58,8 @@ def evaluate_freshness(last_update: datetime | None, now: datetime, warn_after: 
 def build_freshness_checks(
     assets: Iterable[AssetRef],
     *,
-    warn_after: Union[str, timedelta, int],
-    fail_after: Union[str, timedelta, int],
+    warn_after: str | timedelta | int,
+    fail_after: str | timedelta | int,
     cron_schedule: str = "*/15 * * * *",
     name: str = "dagster_monitoring_freshness",
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING,
@@ -74,7 +76,9 @@ def build_freshness_checks(
         name=name,
         specs=[
             dg.AssetCheckSpec(
-                CHECK_NAME, asset=key, blocking=False,
+                CHECK_NAME,
+                asset=key,
+                blocking=False,
                 description=f"updated within {format_duration(warn)} (warn) / {format_duration(fail)} (fail)",
             )
             for key in keys

@@ -41,8 +41,16 @@ DEMO_MARKER = "# written by dagster-monitoring demo"
 ALERT_SENSOR = "dagster_monitoring_alerts"
 AUDIT_SENSOR = "dagster_monitoring_audit"
 JOBS = ("lender_daily", "import_partner_payments")
-BAD_LOAN = {"loan_id": "L-0999", "customer_id": "C-999", "product": "personal", "principal_amount": "",
-            "annual_rate_pct": "11.90", "term_months": "12", "disbursed_on": "2025-06-01", "status": "frozen"}
+BAD_LOAN = {
+    "loan_id": "L-0999",
+    "customer_id": "C-999",
+    "product": "personal",
+    "principal_amount": "",
+    "annual_rate_pct": "11.90",
+    "term_months": "12",
+    "disbursed_on": "2025-06-01",
+    "status": "frozen",
+}
 
 Echo = Callable[[str], None]
 
@@ -127,9 +135,9 @@ class Demo:
         with captured_output(self.log_file):  # a dbt parse when the manifest is missing or stale
             self.defs = build_example_defs(settings, monitoring=demo_config(settings, user_config))
         self.repo = self.defs.get_repository_def()
-        self.trail = self.defs.resources["audit"].get_trail()
+        self.trail = (self.defs.resources or {})["audit"].get_trail()
         self.instance = dg.DagsterInstance.get()
-        self.sensors = {s.name: s for s in self.defs.sensors}
+        self.sensors = {s.name: s for s in self.defs.sensors or ()}
         self.cursors: dict[str, str | None] = {}
         self.alerts_seen = 0  # the home is new (prepare_home), so is its alerts file
 
@@ -163,7 +171,7 @@ class Demo:
 
     def new_alerts(self) -> list[dict[str, Any]]:
         lines = self._alert_lines()
-        fresh = [json.loads(line) for line in lines[self.alerts_seen:]]
+        fresh = [json.loads(line) for line in lines[self.alerts_seen :]]
         self.alerts_seen = len(lines)
         return fresh
 
@@ -272,7 +280,11 @@ def _run_demo(home: Path, config: Path | None, user_config: Mapping[str, Any] | 
         result = DemoResult(home, settings.alerts_file, demo.audit_file(), settings.home / "previews", demo.log_file)
         steps = [
             ("green", "[2/5] green: the extracts are clean, the partner file is there", seed_landing),
-            ("broken", "[3/5] broken: a loan without a principal and a new 'currency' column in the loan extract; no partner file", break_extracts),
+            (
+                "broken",
+                "[3/5] broken: a loan without a principal and a new 'currency' column in the loan extract; no partner file",
+                break_extracts,
+            ),
             ("recovered", "[4/5] fixed: clean extracts, the partner file arrives", seed_landing),
         ]
         for name, title, prepare in steps:

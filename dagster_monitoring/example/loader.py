@@ -18,7 +18,10 @@ import dlt
 
 TYPES: dict[str, dict[str, Callable[[str], Any]]] = {
     "loans": {
-        "principal_amount": Decimal, "annual_rate_pct": Decimal, "term_months": int, "disbursed_on": date.fromisoformat,
+        "principal_amount": Decimal,
+        "annual_rate_pct": Decimal,
+        "term_months": int,
+        "disbursed_on": date.fromisoformat,
     },
     "repayments": {"paid_at": lambda v: datetime.fromisoformat(v.replace("Z", "+00:00")), "amount": Decimal},
 }
@@ -40,7 +43,9 @@ def lender_raw(landing_dir: str) -> Any:
     return [
         dlt.resource(
             read_extract(Path(landing_dir) / f"{table}.csv", TYPES[table]),
-            name=table, write_disposition="replace", primary_key=PRIMARY_KEYS[table],
+            name=table,
+            write_disposition="replace",
+            primary_key=PRIMARY_KEYS[table],
         )
         for table in ("loans", "repayments")
     ]

@@ -50,7 +50,10 @@ class LenderDltTranslator(DagsterDltTranslator):
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         spec = super().get_asset_spec(data)
         return spec.replace_attributes(
-            key=dg.AssetKey(["raw", data.resource.name]), deps=[], group_name="raw", owners=[DATA_ENG],
+            key=dg.AssetKey(["raw", data.resource.name]),
+            deps=[],
+            group_name="raw",
+            owners=[DATA_ENG],
             tags={**spec.tags, "domain": "lending", "layer": "raw"},
         )
 
@@ -79,7 +82,8 @@ def _manifest_is_stale(project: DbtProject) -> bool:
     written = project.manifest_path.stat().st_mtime
     root = Path(project.project_dir)
     sources = (
-        p for p in root.rglob("*")
+        p
+        for p in root.rglob("*")
         if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and not {"target", "logs", "dbt_packages"} & set(p.relative_to(root).parts)
     )
     return any(p.stat().st_mtime > written for p in sources)
@@ -104,8 +108,10 @@ def build_example_defs(settings: ExampleSettings | None = None, monitoring: Conf
     settings = (settings or ExampleSettings.from_env()).prepare()
     landing = str(settings.landing_dir)
     pipeline = dlt.pipeline(
-        pipeline_name="lender_raw", destination=dlt.destinations.duckdb(str(settings.warehouse)),
-        dataset_name="raw", pipelines_dir=str(settings.dlt_dir),
+        pipeline_name="lender_raw",
+        destination=dlt.destinations.duckdb(str(settings.warehouse)),
+        dataset_name="raw",
+        pipelines_dir=str(settings.dlt_dir),
     )
 
     @dlt_assets(dlt_source=lender_raw(landing), dlt_pipeline=pipeline, name="lender_raw", dagster_dlt_translator=LenderDltTranslator())
@@ -120,7 +126,8 @@ def build_example_defs(settings: ExampleSettings | None = None, monitoring: Conf
         # bootstrap_raw off: the raw layer is dlt's, never dbt's
         # target_path: run artefacts in the example home, never in the (maybe installed) dbt project
         invocation = dbt.cli(
-            ["build", "--vars", json.dumps({"bootstrap_raw": False})], context=context,
+            ["build", "--vars", json.dumps({"bootstrap_raw": False})],
+            context=context,
             target_path=settings.dbt_target / context.run.run_id,
         )
         yield from monitor_dbt_events(invocation.stream(), context=context, audit=audit)
@@ -146,7 +153,8 @@ def build_example_defs(settings: ExampleSettings | None = None, monitoring: Conf
         read_partner_file()
 
     lender_daily = dg.define_asset_job(
-        "lender_daily", selection=dg.AssetSelection.assets(lender_raw_assets, lender_dbt),
+        "lender_daily",
+        selection=dg.AssetSelection.assets(lender_raw_assets, lender_dbt),
         description="Load the loan book (dlt), then build staging and marts (dbt) with their tests.",
         tags={"team": DATA_ENG, RUNBOOK_TAG: f"{RUNBOOKS}/lender-daily"},
     )
@@ -161,9 +169,14 @@ def build_example_defs(settings: ExampleSettings | None = None, monitoring: Conf
         resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()), "dlt": DagsterDltResource()},
     )
     freshness = build_freshness_checks(
-        [dg.AssetKey(["raw", "loans"]), dg.AssetKey("fct_loan_balances")], warn_after="26h", fail_after="30h",
+        [dg.AssetKey(["raw", "loans"]), dg.AssetKey("fct_loan_balances")],
+        warn_after="26h",
+        fail_after="30h",
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
-    config = monitoring if monitoring is not None else (None if os.environ.get("DAGSTER_MONITORING_CONFIG") else example_monitoring_config(settings))
+    config = (
+        monitoring
+        if monitoring is not None
+        else (None if os.environ.get("DAGSTER_MONITORING_CONFIG") else example_monitoring_config(settings))
+    )
     return dg.Definitions.merge(project_defs, freshness, build_monitoring_defs(config))
-

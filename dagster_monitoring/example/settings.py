@@ -28,7 +28,7 @@ class ExampleSettings:
     home: Path
 
     @classmethod
-    def from_env(cls) -> "ExampleSettings":
+    def from_env(cls) -> ExampleSettings:
         configured = os.environ.get(HOME_ENV)
         return cls(Path(configured).expanduser().resolve() if configured else (default_home() / "example").resolve())
 
@@ -56,7 +56,7 @@ class ExampleSettings:
     def alerts_file(self) -> Path:
         return self.home / "alerts.jsonl"
 
-    def prepare(self) -> "ExampleSettings":
+    def prepare(self) -> ExampleSettings:
         """Create the landing folder and seed it from the shipped extracts, once: a file missing
         later (the partner's, on a bad morning) stays missing, however often the code reloads."""
         if not self.landing_dir.exists():
@@ -70,6 +70,4 @@ def seed_landing(settings: ExampleSettings) -> None:
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     for name in EXTRACTS:
         shutil.copyfile(settings.dbt_project_dir / "data" / name, settings.landing_dir / name)
-    (settings.landing_dir / PARTNER_FILE).write_text(
-        "partner_ref,loan_id,amount\nP-1,L-0001,135.78\nP-2,L-0002,366.21\n", encoding="utf-8"
-    )
+    (settings.landing_dir / PARTNER_FILE).write_text("partner_ref,loan_id,amount\nP-1,L-0001,135.78\nP-2,L-0002,366.21\n", encoding="utf-8")

@@ -8,14 +8,14 @@ type fills its page, the others are cut at the same storage id so nothing is ski
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Sequence
 
 import dagster as dg
-from dagster_shared.record import as_dict, is_record
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.event_log.base import EventLogRecord, RunStatusChangeRecordsFilter
+from dagster_shared.record import as_dict, is_record
 
 FINISHED = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
 ALL_STATUSES = (DagsterEventType.RUN_START, *FINISHED)
@@ -33,7 +33,11 @@ class StatusChange:
 def latest_storage_id(instance: dg.DagsterInstance, event_types: Iterable[DagsterEventType]) -> int:
     latest = 0
     for event_type in event_types:
-        result = instance.fetch_run_status_changes(RunStatusChangeRecordsFilter(event_type=event_type), limit=1, ascending=False)
+        result = instance.fetch_run_status_changes(
+            RunStatusChangeRecordsFilter(event_type=event_type),  # type: ignore[arg-type]
+            limit=1,
+            ascending=False,
+        )
         if result.records:
             latest = max(latest, result.records[0].storage_id)
     return latest
@@ -61,11 +65,11 @@ def status_changes_after(
     job_names: Sequence[str] | None = None,
 ) -> tuple[list[StatusChange], int]:
     """Changes after the cursor in storage-id order, and the new cursor."""
-    pages: list[list[EventLogRecord]] = []
+    pages: list[Sequence[EventLogRecord]] = []
     cut: int | None = None
     for event_type in event_types:
         records = instance.fetch_run_status_changes(
-            RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id, job_names=job_names),
+            RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id, job_names=job_names),  # type: ignore[arg-type]
             limit=limit,
             ascending=True,
         ).records

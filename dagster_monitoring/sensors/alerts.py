@@ -10,7 +10,8 @@ recoveries whose flap window has passed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -42,7 +43,7 @@ def check_events_of_run(
         return []
     events = []
     for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000).records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+        evaluation: Any = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
         events.append(
             runtime.translator.to_check_event(
                 asset_key=evaluation.asset_key,
@@ -109,8 +110,12 @@ def build_alert_sensor(
     """
 
     @monitoring_sensor(
-        runtime=runtime, name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
-        description="run failures/recoveries and asset-check results to the alert router", kind="alerts",
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="run failures/recoveries and asset-check results to the alert router",
+        kind="alerts",
     )
     def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         instance = context.instance

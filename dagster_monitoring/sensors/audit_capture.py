@@ -9,8 +9,9 @@ on because the rows are safe in the spool. Nothing here can fail a run: it runs 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Any
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -68,11 +69,17 @@ def records_for_changes(instance: dg.DagsterInstance, changes: Sequence[StatusCh
             error_class, error_message = default_error_text(run_failure_error(change))
         records.append(
             RunRecord.build(
-                event_ts=change.at, run_id=run.run_id, job_name=run.job_name, status=status,
+                event_ts=change.at,
+                run_id=run.run_id,
+                job_name=run.job_name,
+                status=status,
                 code_location=run.remote_job_origin.location_name if run.remote_job_origin else None,
                 partition_key=run.tags.get("dagster/partition"),
-                started_at=started_at, ended_at=change.at if change.event_type in FINISHED else None, duration_s=duration,
-                error_class=error_class, error_message=error_message,
+                started_at=started_at,
+                ended_at=change.at if change.event_type in FINISHED else None,
+                duration_s=duration,
+                error_class=error_class,
+                error_message=error_message,
                 owners=",".join(default_run_owners(run, settings)) or None,
                 run_url=default_run_url(run.run_id, settings),
                 tags={k: v for k, v in run.tags.items() if not k.startswith(".dagster")},
@@ -87,25 +94,43 @@ def _asset_records(instance: dg.DagsterInstance, run: dg.DagsterRun, settings) -
     out: list[AuditRecord] = []
     of_type = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION}
     for record in instance.get_records_for_run(run.run_id, of_type=of_type, limit=10_000).records:
-        event = record.event_log_entry.dagster_event
+        event: Any = record.event_log_entry.dagster_event
         at = record_time(record)
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:  # type: ignore[union-attr]
-            mat = event.event_specific_data.materialization  # type: ignore[union-attr]
+            mat = event.event_specific_data.materialization
             meta = _jsonable(mat.metadata)
             rows = next((meta[k] for k in ROW_COUNT_KEYS if isinstance(meta.get(k), int)), None)
-            out.append(AssetMaterializationRecord.build(
-                event_id=f"{run.run_id}:{record.storage_id}", event_ts=at, run_id=run.run_id, job_name=run.job_name,
-                asset_key=mat.asset_key.to_user_string(), partition_key=mat.partition, step_key=event.step_key,  # type: ignore[union-attr]
-                row_count=rows, metadata=meta,
-            ))
+            out.append(
+                AssetMaterializationRecord.build(
+                    event_id=f"{run.run_id}:{record.storage_id}",
+                    event_ts=at,
+                    run_id=run.run_id,
+                    job_name=run.job_name,
+                    asset_key=mat.asset_key.to_user_string(),
+                    partition_key=mat.partition,
+                    step_key=event.step_key,  # type: ignore[union-attr]
+                    row_count=rows,
+                    metadata=meta,
+                )
+            )
         else:
-            ev = event.event_specific_data  # type: ignore[union-attr]
-            out.append(AssetCheckEvaluationRecord.build(
-                event_id=f"{run.run_id}:{record.storage_id}", event_ts=at, run_id=run.run_id, job_name=run.job_name,
-                asset_key=ev.asset_key.to_user_string(), check_name=ev.check_name, passed=ev.passed,
-                severity=ev.severity.value, blocking=ev.blocking, description=ev.description,
-                run_url=default_run_url(run.run_id, settings), metadata=_jsonable(ev.metadata),
-            ))
+            ev = event.event_specific_data
+            out.append(
+                AssetCheckEvaluationRecord.build(
+                    event_id=f"{run.run_id}:{record.storage_id}",
+                    event_ts=at,
+                    run_id=run.run_id,
+                    job_name=run.job_name,
+                    asset_key=ev.asset_key.to_user_string(),
+                    check_name=ev.check_name,
+                    passed=ev.passed,
+                    severity=ev.severity.value,
+                    blocking=ev.blocking,
+                    description=ev.description,
+                    run_url=default_run_url(run.run_id, settings),
+                    metadata=_jsonable(ev.metadata),
+                )
+            )
     return out
 
 
@@ -123,8 +148,12 @@ def build_audit_sensor(
     at a time): the audit trail is for everything, forever."""
 
     @monitoring_sensor(
-        runtime=runtime, name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
-        description="runs, materializations and check evaluations to the audit trail", kind="audit",
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="runs, materializations and check evaluations to the audit trail",
+        kind="audit",
     )
     def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         trail = runtime.trail

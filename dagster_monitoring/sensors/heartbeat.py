@@ -8,8 +8,9 @@ failing or silent sensor into an alert like any other.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import dagster as dg
 

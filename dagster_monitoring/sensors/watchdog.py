@@ -17,7 +17,9 @@ from ..alerting.events import AlertEvent, Severity, Status
 from ..runtime import MonitoringRuntime
 
 
-def heartbeat_events(runtime: MonitoringRuntime, now: datetime, *, own_name: str, stale_factor: float, min_silence: timedelta) -> list[AlertEvent]:
+def heartbeat_events(
+    runtime: MonitoringRuntime, now: datetime, *, own_name: str, stale_factor: float, min_silence: timedelta
+) -> list[AlertEvent]:
     events = []
     for beat in runtime.router.store.heartbeats():
         if beat.name == own_name:
@@ -25,6 +27,7 @@ def heartbeat_events(runtime: MonitoringRuntime, now: datetime, *, own_name: str
         silent_for = now - beat.last_tick_at
         allowed = max(timedelta(seconds=beat.interval_s * stale_factor), min_silence)
         failing_tick = beat.last_error is not None
+        details: dict[str, object]
         stale = silent_for > allowed
         if failing_tick:
             summary = f"Monitoring sensor {beat.name} is failing: its last tick raised"
@@ -76,7 +79,9 @@ def build_watchdog_sensor(
         events = heartbeat_events(runtime, now, own_name=name, stale_factor=stale_factor, min_silence=min_silence)
         result = runtime.router.process(events)
         failing = [e.entity for e in events if e.is_failing]
-        return dg.SkipReason(f"{len(events)} sensor(s) watched; failing or silent: {', '.join(failing) or 'none'}; "
-                             f"{len(result.notifications)} notification(s)")
+        return dg.SkipReason(
+            f"{len(events)} sensor(s) watched; failing or silent: {', '.join(failing) or 'none'}; "
+            f"{len(result.notifications)} notification(s)"
+        )
 
     return _watchdog

@@ -6,7 +6,8 @@ so adding a receiver type is one entry here and one module.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .base import DeliveryResult, Transport, classify_http
 from .email import EmailConfig, EmailTransport
@@ -31,8 +32,21 @@ def build_transports(configs: Iterable[Any]) -> dict[str, Transport]:
 
 
 __all__ = [
-    "DeliveryResult", "Transport", "classify_http", "build_transports", "TRANSPORTS",
-    "EmailConfig", "EmailTransport", "FileConfig", "FileTransport",
-    "JiraConfig", "JiraTransport", "ServiceNowConfig", "ServiceNowTransport",
-    "TeamsConfig", "TeamsTransport", "WebhookConfig", "WebhookTransport",
+    "DeliveryResult",
+    "Transport",
+    "classify_http",
+    "build_transports",
+    "TRANSPORTS",
+    "EmailConfig",
+    "EmailTransport",
+    "FileConfig",
+    "FileTransport",
+    "JiraConfig",
+    "JiraTransport",
+    "ServiceNowConfig",
+    "ServiceNowTransport",
+    "TeamsConfig",
+    "TeamsTransport",
+    "WebhookConfig",
+    "WebhookTransport",
 ]

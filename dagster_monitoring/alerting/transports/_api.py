@@ -10,8 +10,9 @@ headers only, and every error text is redacted.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 
@@ -24,12 +25,14 @@ AUTH_REFUSED = frozenset({401, 403})
 def basic_auth(user: str, secret: str) -> str:
     """An ``Authorization: Basic`` value. The encoded pair is registered as a secret too: a
     gateway that echoes the header would otherwise leak the token in base64."""
-    encoded = base64.b64encode(f"{user}:{secret}".encode("utf-8")).decode("ascii")
+    encoded = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
     register_secret(encoded)
     return f"Basic {encoded}"
 
 
-def check_credentials(bearer: object | None, user: str | None, secret: object | None, *, user_field: str, secret_field: str, basic_name: str, bearer_name: str) -> None:
+def check_credentials(
+    bearer: object | None, user: str | None, secret: object | None, *, user_field: str, secret_field: str, basic_name: str, bearer_name: str
+) -> None:
     """Exactly one way to authenticate: a bearer token, or a user and its secret."""
     if bearer is not None:
         if user or secret is not None:
@@ -105,8 +108,12 @@ class JsonApi:
         try:
             response = self.poster.request(method, self.base_url + path, payload, params=params, headers=self.headers)
         except requests.Timeout as exc:
-            return ApiReply(None, failure=DeliveryResult.failure(
-                f"{where}: no answer within {self.poster.timeout:g}s ({describe_error(exc)})", retryable=True))
+            return ApiReply(
+                None,
+                failure=DeliveryResult.failure(
+                    f"{where}: no answer within {self.poster.timeout:g}s ({describe_error(exc)})", retryable=True
+                ),
+            )
         except requests.RequestException as exc:
             return ApiReply(None, failure=DeliveryResult.failure(f"{where}: {describe_error(exc)}", retryable=True))
         data = _json(response)
@@ -117,13 +124,17 @@ class JsonApi:
             message = f"{where}: credentials refused ({result.error}); {self.auth_hint}"
         else:
             message = f"{where}: {result.error}"
-        return ApiReply(response.status_code, data, DeliveryResult.failure(
-            message, retryable=result.retryable, status_code=result.status_code, retry_after=result.retry_after))
+        return ApiReply(
+            response.status_code,
+            data,
+            DeliveryResult.failure(message, retryable=result.retryable, status_code=result.status_code, retry_after=result.retry_after),
+        )
 
     def fail(self, message: str, *, retryable: bool, retry_after: float | None = None, status_code: int | None = None) -> DeliveryResult:
         """A failure worded like the others (receiver and endpoint first)."""
-        return DeliveryResult.failure(redact(f"{self.label}: {message}"), retryable=retryable,
-                                      retry_after=retry_after, status_code=status_code)
+        return DeliveryResult.failure(
+            redact(f"{self.label}: {message}"), retryable=retryable, retry_after=retry_after, status_code=status_code
+        )
 
 
 def _json(response: requests.Response) -> Any:

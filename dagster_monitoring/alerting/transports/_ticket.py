@@ -18,8 +18,8 @@ Document Format for Jira Cloud, wiki text for Jira Data Center, plain text for S
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..durations import format_duration
 from ..events import short_hash
@@ -84,9 +84,7 @@ class TicketText:
 def ticket_text(notification: Notification) -> TicketText:
     """What the ticket says when it is opened (the description)."""
     ev = notification.event
-    facts = tuple(
-        (label, redact(value)) for label, value in notification.facts() if label not in ("Status", "Ticket")
-    )
+    facts = tuple((label, redact(value)) for label, value in notification.facts() if label not in ("Status", "Ticket"))
     details = []
     for key, value in list(ev.details.items())[:MAX_DETAILS]:
         text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -125,8 +123,5 @@ def update_text(notification: Notification, *, extra: str = "") -> str:
         text = f"Escalated to {notification.severity.value.upper()}: {failures} since {since}.{last_error}"
     else:
         last = inc.last_failed_at or inc.first_failed_at
-        text = (
-            f"Still failing: {failures} since {since} "
-            f"({format_duration(last - inc.first_failed_at)} so far).{last_error}"
-        )
+        text = f"Still failing: {failures} since {since} ({format_duration(last - inc.first_failed_at)} so far).{last_error}"
     return redact(f"{text}{(' ' + extra) if extra else ''} — {OPENED_BY}")

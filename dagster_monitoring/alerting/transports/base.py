@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import email.utils
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import requests
 
@@ -39,11 +40,11 @@ class DeliveryResult:
     @classmethod
     def success(
         cls, status_code: int | None = None, external_id: str | None = None, external_url: str | None = None, *, ticket: bool = False
-    ) -> "DeliveryResult":
+    ) -> DeliveryResult:
         return cls(ok=True, status_code=status_code, external_id=external_id, external_url=external_url, ticket=ticket)
 
     @classmethod
-    def failure(cls, error: str, *, retryable: bool, status_code: int | None = None, retry_after: float | None = None) -> "DeliveryResult":
+    def failure(cls, error: str, *, retryable: bool, status_code: int | None = None, retry_after: float | None = None) -> DeliveryResult:
         return cls(ok=False, retryable=retryable, status_code=status_code, retry_after=retry_after, error=redact(error))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -32,7 +31,9 @@ class EmailConfig(ReceiverConfigBase):
     type: Literal["email"] = "email"
     host: str = Field(description="SMTP server")
     port: int | None = Field(default=None, ge=1, le=65535, description="default: 25 plain, 587 starttls, 465 ssl")
-    security: Literal["none", "starttls", "ssl"] = Field(default="starttls", description="ssl: implicit TLS; none only on a trusted network")
+    security: Literal["none", "starttls", "ssl"] = Field(
+        default="starttls", description="ssl: implicit TLS; none only on a trusted network"
+    )
     username: str | None = Field(default=None, description="login user, with password")
     password: SecretValue | None = Field(default=None, description="{env: SMTP_PASSWORD}")
     from_addr: str = Field(alias="from", description="sender address")
@@ -44,7 +45,7 @@ class EmailConfig(ReceiverConfigBase):
     model_config = ReceiverConfigBase.model_config | {"populate_by_name": True}
 
     @model_validator(mode="after")
-    def _login_pair(self) -> "EmailConfig":
+    def _login_pair(self) -> EmailConfig:
         if (self.username is None) != (self.password is None):
             raise ValueError("give both username and password, or neither")
         return self
@@ -152,7 +153,7 @@ class EmailTransport:
             return DeliveryResult.failure(f"SMTP {exc.smtp_code}: {redact(exc.smtp_error)}", retryable=400 <= exc.smtp_code < 500)
         except ssl.SSLCertVerificationError as exc:  # a wrong CA or host name needs a human, not retries
             return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=False)
-        except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=True)
         if refused:  # delivered to the others; retrying would duplicate their copy
             _log.warning("receiver %s: recipients refused: %s", self.name, sorted(refused))

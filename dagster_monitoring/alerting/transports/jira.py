@@ -105,9 +105,16 @@ class JiraConfig(ReceiverConfigBase):
         return value
 
     @model_validator(mode="after")
-    def _auth(self) -> "JiraConfig":
-        check_credentials(self.bearer_token, self.email, self.api_token, user_field="email", secret_field="api_token",
-                          basic_name="Jira Cloud", bearer_name="Data Center")
+    def _auth(self) -> JiraConfig:
+        check_credentials(
+            self.bearer_token,
+            self.email,
+            self.api_token,
+            user_field="email",
+            secret_field="api_token",
+            basic_name="Jira Cloud",
+            bearer_name="Data Center",
+        )
         return self
 
 
@@ -155,8 +162,12 @@ class JiraTransport:
         self.poster = poster or HttpJsonPoster(timeout=config.timeout.total_seconds())
         hint = "check bearer_token" if config.bearer_token is not None else "check email and api_token"
         self.api = JsonApi(
-            receiver=config.name, kind="Jira", base_url=config.base_url, headers=auth_headers(config),
-            poster=self.poster, auth_hint=f"{hint} (and the account's access to project {config.project})",
+            receiver=config.name,
+            kind="Jira",
+            base_url=config.base_url,
+            headers=auth_headers(config),
+            poster=self.poster,
+            auth_hint=f"{hint} (and the account's access to project {config.project})",
         )
 
     def render(self, notification: Notification) -> dict[str, Any]:
@@ -185,7 +196,9 @@ class JiraTransport:
             if notification.transition is Transition.RECOVERED:
                 return self.api.fail(
                     f"no issue known yet for incident {notification.incident.incident_id} (its `new` delivery has "
-                    f"not succeeded); the recovery waits for it", retryable=True, retry_after=AWAIT_TICKET_SECONDS,
+                    f"not succeeded); the recovery waits for it",
+                    retryable=True,
+                    retry_after=AWAIT_TICKET_SECONDS,
                 )
             return self._create(notification)  # new, or an update whose issue never got made
         transition = notification.transition
@@ -215,7 +228,9 @@ class JiraTransport:
         if len(issues) > 1:
             _log.warning("receiver %s: %d issues carry label %s; using the oldest, %s", self.name, len(issues), label, issues[0]["key"])
         if issues:
-            _log.info("receiver %s: found %s for incident %s by label %s", self.name, issues[0]["key"], notification.incident.incident_id, label)
+            _log.info(
+                "receiver %s: found %s for incident %s by label %s", self.name, issues[0]["key"], notification.incident.incident_id, label
+            )
         return issues[0]["key"] if issues else None
 
     def _create(self, notification: Notification) -> DeliveryResult:
@@ -231,7 +246,8 @@ class JiraTransport:
             return DeliveryResult.failure(
                 f"{failure.error}; the issue may have been created, so the retry looks up label "
                 f"{ticket_key(self.name, notification.incident.incident_id)} first",
-                retryable=True, status_code=failure.status_code,
+                retryable=True,
+                status_code=failure.status_code,
                 retry_after=max(settle, failure.retry_after or 0.0) or None,
             )
         return failure

@@ -9,7 +9,8 @@ ADF refuses empty text nodes, so every builder drops empty strings.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ._ticket import TicketText
 
@@ -117,7 +118,5 @@ def _wiki_block(node: Node) -> str:
     if kind == "codeBlock":
         return "{noformat}\n" + _wiki_inline(node.get("content", []), verbatim=True) + "\n{noformat}"
     if kind == "bulletList":
-        return "\n".join(
-            "* " + " ".join(_wiki_block(child).strip() for child in item["content"]) for item in node["content"]
-        ) + "\n"
+        return "\n".join("* " + " ".join(_wiki_block(child).strip() for child in item["content"]) for item in node["content"]) + "\n"
     raise ValueError(f"no wiki rendering for ADF node {kind!r}")

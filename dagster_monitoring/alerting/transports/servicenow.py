@@ -30,9 +30,9 @@ from ..events import Severity
 from ..lifecycle import Transition
 from ..notification import Notification
 from ..redact import get_logger
+from ..text import truncate
 from ._api import JsonApi, check_credentials, credential_headers, reject_managed_fields
 from ._config import ReceiverConfigBase, SecretValue
-from ..text import truncate
 from ._ticket import AWAIT_TICKET_SECONDS, OPENED_BY, own_ticket, ticket_key, ticket_text, update_text
 from .base import DeliveryResult, HttpJsonPoster
 
@@ -42,10 +42,22 @@ TABLE_PATH = "/api/now/table/incident"
 RESOLVED, CLOSED = "6", "7"
 FIELDS = "sys_id,number,state"
 DEFAULT_LEVELS = {Severity.CRITICAL: 1, Severity.ERROR: 2, Severity.WARN: 3}
-MANAGED_FIELDS = frozenset({
-    "short_description", "description", "urgency", "impact", "assignment_group", "caller_id",
-    "correlation_id", "correlation_display", "state", "close_code", "close_notes", "work_notes",
-})
+MANAGED_FIELDS = frozenset(
+    {
+        "short_description",
+        "description",
+        "urgency",
+        "impact",
+        "assignment_group",
+        "caller_id",
+        "correlation_id",
+        "correlation_display",
+        "state",
+        "close_code",
+        "close_notes",
+        "work_notes",
+    }
+)
 SHORT_DESCRIPTION_LIMIT = 160
 DESCRIPTION_LIMIT = 30_000
 _SYS_ID = re.compile(r"sys_id(?:=|%3D)([0-9a-f]{32})")
@@ -62,7 +74,8 @@ class ServiceNowConfig(ReceiverConfigBase):
     urgency: dict[Severity, int] = Field(default_factory=lambda: dict(DEFAULT_LEVELS), description="severity -> 1 (high) .. 3 (low)")
     impact: dict[Severity, int] = Field(default_factory=lambda: dict(DEFAULT_LEVELS), description="severity -> 1 (high) .. 3 (low)")
     assignment_groups: dict[str, str] = Field(
-        default_factory=dict, description="owner (team:x, e-mail) -> assignment group (name or sys_id); first owner found wins",
+        default_factory=dict,
+        description="owner (team:x, e-mail) -> assignment group (name or sys_id); first owner found wins",
     )
     default_assignment_group: str | None = None
     caller_id: str | None = Field(default=None, description="user (name or sys_id) the incidents are raised for")
@@ -91,9 +104,16 @@ class ServiceNowConfig(ReceiverConfigBase):
         return value
 
     @model_validator(mode="after")
-    def _auth(self) -> "ServiceNowConfig":
-        check_credentials(self.bearer_token, self.username, self.password, user_field="username", secret_field="password",
-                          basic_name="basic auth", bearer_name="OAuth")
+    def _auth(self) -> ServiceNowConfig:
+        check_credentials(
+            self.bearer_token,
+            self.username,
+            self.password,
+            user_field="username",
+            secret_field="password",
+            basic_name="basic auth",
+            bearer_name="OAuth",
+        )
         return self
 
 
@@ -173,7 +193,11 @@ class ServiceNowTransport:
         self.poster = poster or HttpJsonPoster(timeout=config.timeout.total_seconds())
         hint = "check bearer_token" if config.bearer_token is not None else "check username and password"
         self.api = JsonApi(
-            receiver=config.name, kind="ServiceNow", base_url=config.base_url, headers=auth_headers(config), poster=self.poster,
+            receiver=config.name,
+            kind="ServiceNow",
+            base_url=config.base_url,
+            headers=auth_headers(config),
+            poster=self.poster,
             auth_hint=f"{hint} (and the itil role for the incident table)",
         )
 
@@ -200,7 +224,9 @@ class ServiceNowTransport:
             if notification.transition is Transition.RECOVERED:
                 return self.api.fail(
                     f"no incident record known yet for incident {notification.incident.incident_id} (its `new` "
-                    f"delivery has not succeeded); the recovery waits for it", retryable=True, retry_after=AWAIT_TICKET_SECONDS,
+                    f"delivery has not succeeded); the recovery waits for it",
+                    retryable=True,
+                    retry_after=AWAIT_TICKET_SECONDS,
                 )
             return self._create(notification)  # new, or an update whose record never got made
         assert number is not None
@@ -227,7 +253,13 @@ class ServiceNowTransport:
         rows = (reply.data or {}).get("result") or []
         if not rows:
             return None
-        _log.info("receiver %s: found %s for incident %s by correlation_id %s", self.name, rows[0]["number"], notification.incident.incident_id, key)
+        _log.info(
+            "receiver %s: found %s for incident %s by correlation_id %s",
+            self.name,
+            rows[0]["number"],
+            notification.incident.incident_id,
+            key,
+        )
         return rows[0]["number"], rows[0]["sys_id"], str(rows[0].get("state", ""))
 
     def _create(self, notification: Notification) -> DeliveryResult:

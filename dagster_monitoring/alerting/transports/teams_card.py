@@ -88,14 +88,44 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
     }
     body: list[dict[str, Any]] = [header]
     if recovered and notification.incident.broken_for is not None:
-        body.append({"type": "TextBlock", "text": f"Back to healthy after {format_duration(notification.incident.broken_for)} broken.", "wrap": True, "color": "Good"})
+        body.append(
+            {
+                "type": "TextBlock",
+                "text": f"Back to healthy after {format_duration(notification.incident.broken_for)} broken.",
+                "wrap": True,
+                "color": "Good",
+            }
+        )
     body.append({"type": "FactSet", "facts": [{"title": k, "value": redact(v)} for k, v in notification.facts()]})
     if include_details and not recovered:
         body.extend(_details_block(notification, detail_limit))
     elif not include_details and ev.details:
-        body.append({"type": "TextBlock", "text": "Details trimmed to fit Teams' size limit; open the run for the full error.", "isSubtle": True, "wrap": True})
-    body.append({"type": "TextBlock", "text": f"Next action: {redact(notification.next_action)}", "wrap": True, "weight": "Bolder", "spacing": "Medium"})
-    body.append({"type": "TextBlock", "text": f"Fingerprint {notification.incident.fingerprint} · incident {notification.incident.incident_id}", "isSubtle": True, "size": "Small", "wrap": True})
+        body.append(
+            {
+                "type": "TextBlock",
+                "text": "Details trimmed to fit Teams' size limit; open the run for the full error.",
+                "isSubtle": True,
+                "wrap": True,
+            }
+        )
+    body.append(
+        {
+            "type": "TextBlock",
+            "text": f"Next action: {redact(notification.next_action)}",
+            "wrap": True,
+            "weight": "Bolder",
+            "spacing": "Medium",
+        }
+    )
+    body.append(
+        {
+            "type": "TextBlock",
+            "text": f"Fingerprint {notification.incident.fingerprint} · incident {notification.incident.incident_id}",
+            "isSubtle": True,
+            "size": "Small",
+            "wrap": True,
+        }
+    )
 
     card: dict[str, Any] = {
         "type": "AdaptiveCard",

@@ -45,6 +45,8 @@ class WebhookTransport:
         if result.ok:
             return result
         return DeliveryResult.failure(
-            f"webhook {redact_url(url)}: {result.error}", retryable=result.retryable,
-            status_code=result.status_code, retry_after=result.retry_after,
+            f"webhook {redact_url(url)}: {result.error}",
+            retryable=result.retryable,
+            status_code=result.status_code,
+            retry_after=result.retry_after,
         )

@@ -6,8 +6,9 @@ driver lazily, so the DuckDB default never imports google-cloud-bigquery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..records import AuditRecord
 

@@ -13,8 +13,9 @@ The client library is imported on first use, so DuckDB users never import it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ...alerting.redact import describe_error
 from .. import schema
@@ -67,7 +68,7 @@ class BigQuerySink:
         api_endpoint: str | None = None,
         batch_rows: int = 500,
         credentials_info: dict[str, Any] | None = None,
-        client: "bigquery.Client | None" = None,
+        client: bigquery.Client | None = None,
         retry_deadline: float = 30.0,
         timeout: float = 30.0,
     ) -> None:
@@ -84,7 +85,7 @@ class BigQuerySink:
         self._client = client
 
     @property
-    def client(self) -> "bigquery.Client":
+    def client(self) -> bigquery.Client:
         if self._client is None:
             from google.cloud import bigquery
 
@@ -116,13 +117,16 @@ class BigQuerySink:
     def table_id(self, name: str) -> str:
         return f"{self.project_id}.{self.dataset}.{name}"
 
-    def table_resource(self, table: schema.TableDef) -> "bigquery.Table":
+    def table_resource(self, table: schema.TableDef) -> bigquery.Table:
         """The table as sent to the API: schema, DAY partitioning on event_ts, clustering."""
         from google.cloud import bigquery
 
         resource = bigquery.Table(
             self.table_id(table.name),
-            schema=[bigquery.SchemaField(c.name, c.bq_type, mode=_MODE[c.required], description=c.description) for c in table.columns],
+            schema=[
+                bigquery.SchemaField(c.name, c.bq_type, mode=_MODE[c.required], description=c.description)  # type: ignore[arg-type]
+                for c in table.columns
+            ],
         )
         resource.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field=table.partition_column)
         resource.clustering_fields = list(table.cluster_columns)
@@ -154,8 +158,11 @@ class BigQuerySink:
             for chunk in chunk_rows(rows, self.batch_rows):
                 try:
                     errors = self.client.insert_rows_json(
-                        self.table_id(table_name), chunk, row_ids=[row["event_id"] for row in chunk],
-                        retry=self._retry(), timeout=self.timeout,
+                        self.table_id(table_name),
+                        chunk,
+                        row_ids=[row["event_id"] for row in chunk],
+                        retry=self._retry(),
+                        timeout=self.timeout,
                     )
                 except Exception as exc:
                     raise AuditSinkError(f"BigQuery insertAll into {table_name} failed: {describe_error(exc)}") from exc

@@ -10,10 +10,11 @@ able to read it while Dagster runs.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -47,7 +48,7 @@ class DuckDBSink:
         self._session: duckdb.DuckDBPyConnection | None = None
 
     @contextmanager
-    def session(self) -> Iterator["DuckDBSink"]:
+    def session(self) -> Iterator[DuckDBSink]:
         """Hold one connection for several writes (a sensor tick, a backfill): opening and
         closing a DuckDB file costs ~25 ms, more than writing 1,000 rows."""
         with self._lock, self.connect() as con:
@@ -80,13 +81,14 @@ class DuckDBSink:
 
     def _create(self, con: duckdb.DuckDBPyConnection) -> None:
         expected = {t.name for t in schema.tables()} | {v.name for v in schema.views()}
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [self.dataset]).fetchall()}
+        present = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [self.dataset]).fetchall()
+        }
         if expected <= present:  # created by an earlier process: skip ~0.1 s of DDL on every new sink
             self._initialised = True
             return
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
-        for kind, _name, ast in schema.iter_all():
+        for _kind, _name, ast in schema.iter_all():
             con.execute(schema.duckdb_sql(ast, self.dataset))
         self._initialised = True
 
