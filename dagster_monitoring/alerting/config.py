@@ -52,6 +52,19 @@ class DeliveryConfig(_Strict):
     )
     max_delivery_age: Duration = Field(default=timedelta(hours=24), description="then dead-lettered with a log line")
     lease: Duration = Field(default=timedelta(minutes=5), description="a claimed delivery is retried by others after this")
+    tick_budget: Duration = Field(
+        default=timedelta(seconds=10),
+        description=(
+            "longest a router call (a sensor tick) waits for deliveries; a slower receiver finishes its "
+            "in-flight delivery in the background and the rest waits for the next call"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _budget_within_lease(self) -> DeliveryConfig:
+        if self.tick_budget >= self.lease:
+            raise ValueError("tick_budget must be shorter than lease (a delivery still running would be claimed twice)")
+        return self
 
 
 def default_home() -> Path:
@@ -71,6 +84,9 @@ class StateConfig(_Strict):
 
     path: str | None = Field(default=None, description="SQLite file; default $DAGSTER_HOME/dagster_monitoring/alert_state.db")
     url: SecretValue | None = Field(default=None, description="SQLAlchemy URL, e.g. {env: MONITORING_STATE_URL}")
+    lock_timeout: Duration = Field(
+        default=timedelta(seconds=10), description="how long to wait for a SQLite file another process holds, then fail the tick"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> StateConfig:
@@ -90,6 +106,13 @@ class AlertingConfig(_Strict):
     routes: tuple[Route, ...] = Field(default=(), description="which alerts go to which receivers; first match wins unless continue")
     owners: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="owner (team:x, e-mail) -> receivers")
     default_receivers: tuple[str, ...] = Field(default=(), description="used when no route or owner matches")
+    fallback_receivers: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "told when the monitoring itself cannot work (its state DB broken), sent without the state DB; "
+            "default: whoever the routes pick for a CRITICAL dagster-monitoring alert"
+        ),
+    )
     policy: PolicyConfig = Field(default=PolicyConfig(), description="reminders, flap damping, escalation")
     silences: tuple[Silence, ...] = Field(default=(), description="mute matching incidents until they expire")
     delivery: DeliveryConfig = Field(default=DeliveryConfig(), description="retries and backoff per receiver")
@@ -116,6 +139,7 @@ class AlertingConfig(_Strict):
         for owner, refs in self.owners.items():
             check(f"owners[{owner!r}]", refs)
         check("default_receivers", self.default_receivers)
+        check("fallback_receivers", self.fallback_receivers)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -4,16 +4,19 @@ Decisions are written to the outbox before anything is sent (in the router's tra
 a crash or an outage loses nothing. Each call claims the due rows, fans out one worker per
 receiver (a slow or dead Teams never holds up e-mail), retries inside the call while the wait is
 short (honouring ``Retry-After``), and leaves the rest for the next call with exponential
-backoff. A row older than ``max_delivery_age`` is dead-lettered with an error log line.
-Delivery is at-least-once: a webhook that times out after accepting a post may see it again.
+backoff. Each delivery is settled as soon as it is answered, and a call waits at most
+``tick_budget`` for its workers. A row older than ``max_delivery_age`` is dead-lettered with an
+error log line. Delivery is at-least-once: a webhook that times out after accepting a post, or
+a process killed between a post and its settling, may see that one post again.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -24,7 +27,6 @@ from .state import DEAD, DELIVERED, PENDING, OutboxItem, OutboxUpdate, SqlStateS
 from .transports.base import DeliveryResult, Transport
 
 _log = get_logger(__name__)
-MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,11 @@ def attempt_delivery(
     notification: Notification,
     config: DeliveryConfig,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> tuple[DeliveryResult, int]:
-    """Up to ``attempts_per_call`` tries while the total pause stays under ``max_inline_wait``.
+    """Up to ``attempts_per_call`` tries while the total pause stays under ``max_inline_wait``
+    and no retry would start after ``deadline`` (a ``monotonic`` time).
     Returns the last result and the number of tries."""
     waited = 0.0
     budget = config.max_inline_wait.total_seconds()
@@ -70,7 +75,7 @@ def attempt_delivery(
         if result.ok or not result.retryable or attempt == config.attempts_per_call:
             return result, attempt
         wait = max(backoff(attempt, config).total_seconds(), result.retry_after or 0.0)
-        if waited + wait > budget:
+        if waited + wait > budget or (deadline is not None and monotonic() + wait >= deadline):
             return result, attempt
         sleep(wait)
         waited += wait
@@ -78,6 +83,18 @@ def attempt_delivery(
 
 
 class Deliverer:
+    """Claims due outbox rows and delivers them, one worker thread per receiver.
+
+    Two promises the sensor tick relies on:
+
+    * **A slow receiver never holds the tick.** ``deliver_due`` waits at most ``tick_budget``;
+      a worker still busy then (a hung SMTP server) finishes its one in-flight delivery in the
+      background, settles it, and stops; its outcome is reported by the next call. Its receiver
+      is not claimed again in this process until it is done.
+    * **A crash re-sends at most what was in flight.** Each delivery is settled in the state DB
+      as soon as its receiver answers, not when the whole call ends.
+    """
+
     def __init__(
         self,
         store: SqlStateStore,
@@ -85,68 +102,90 @@ class Deliverer:
         config: DeliveryConfig,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.transports = transports
         self.config = config
         self.sleep = sleep
+        self.monotonic = monotonic
+        self._busy: dict[str, threading.Thread] = {}  # receiver -> its running worker
+        self._settled: queue.SimpleQueue[DeliveryOutcome] = queue.SimpleQueue()
+        self._lock = threading.Lock()
 
-    def deliver_due(self, now: datetime, limit: int = 5000) -> list[DeliveryOutcome]:
-        items = self.store.claim_due(now, now + self.config.lease, limit)
-        if not items:
-            return []
-        tickets = self.store.tickets_for({i.notification.incident.fingerprint for i in items})
-        if tickets:
-            items = [
-                replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {}))) for i in items
-            ]
-        by_receiver: OrderedDict[str, list[OutboxItem]] = OrderedDict()
-        for item in items:
-            by_receiver.setdefault(item.notification.receiver, []).append(item)
-
-        results: list[tuple[list[tuple[OutboxItem, DeliveryResult, int]], list[int]]] = []
-        if len(by_receiver) == 1:
-            ((name, group),) = by_receiver.items()
-            results.append(self._deliver_receiver(name, group))
-        else:
-            with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(by_receiver)), thread_name_prefix="dm-deliver") as pool:
-                futures = [pool.submit(self._deliver_receiver, name, group) for name, group in by_receiver.items()]
-                results = [f.result() for f in futures]
-
-        updates: list[OutboxUpdate] = []
-        outcomes: list[DeliveryOutcome] = []
-        released: list[int] = []
-        for attempted, skipped in results:
-            released.extend(skipped)
-            for item, result, tries in attempted:
-                update, outcome = self._settle(item, result, tries, now)
-                updates.append(update)
-                outcomes.append(outcome)
-        self.store.apply_updates(updates)
-        self.store.release(released)
-        self.store.record_tickets(
-            [
-                (
-                    o.notification.incident.fingerprint,
-                    o.notification.incident.incident_id,
-                    o.notification.receiver,
-                    o.external_id,
-                    o.external_url,
+    def deliver_due(self, now: datetime, limit: int = 5000, budget: float | None = None, claim: bool = True) -> list[DeliveryOutcome]:
+        """Deliver what is due; return every outcome settled since the last call (this call's,
+        and late ones from workers an earlier call left running). ``claim=False`` only collects those."""
+        deadline = self.monotonic() + (self.config.tick_budget.total_seconds() if budget is None else budget)
+        with self._lock:
+            busy = [name for name, worker in self._busy.items() if worker.is_alive()]
+        items = self.store.claim_due(now, now + self.config.lease, limit, skip_receivers=busy) if claim else []
+        if items:
+            tickets = self.store.tickets_for({i.notification.incident.fingerprint for i in items})
+            if tickets:
+                items = [
+                    replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {})))
+                    for i in items
+                ]
+            by_receiver: OrderedDict[str, list[OutboxItem]] = OrderedDict()
+            for item in items:
+                by_receiver.setdefault(item.notification.receiver, []).append(item)
+            workers = []
+            for name, group in by_receiver.items():
+                worker = threading.Thread(
+                    target=self._run_worker, args=(name, group, now, deadline), name=f"dm-deliver-{name}", daemon=True
                 )
-                for o in outcomes
-                if o.delivered and o.ticket and o.external_id
-            ],
-            now,
-        )
-        return outcomes
+                with self._lock:
+                    self._busy[name] = worker
+                worker.start()
+                workers.append(worker)
+            for worker in workers:
+                worker.join(max(deadline - self.monotonic(), 0.0))
+            late = [w.name.removeprefix("dm-deliver-") for w in workers if w.is_alive()]
+            if late:
+                _log.warning(
+                    "delivery to %s is still running after the %.0fs tick budget; it goes on in the background "
+                    "and the rest of its deliveries wait for the next call",
+                    ", ".join(late),
+                    self.config.tick_budget.total_seconds() if budget is None else budget,
+                )
+        return self._drain()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for background workers (shutdown, the CLI, tests); True when none is left."""
+        end = None if timeout is None else self.monotonic() + timeout
+        with self._lock:
+            workers = list(self._busy.values())
+        for worker in workers:
+            worker.join(None if end is None else max(end - self.monotonic(), 0.0))
+        return not any(w.is_alive() for w in workers)
+
+    def _drain(self) -> list[DeliveryOutcome]:
+        outcomes = []
+        while True:
+            try:
+                outcomes.append(self._settled.get_nowait())
+            except queue.Empty:
+                return outcomes
 
     # -- per receiver (runs in a worker thread) ----------------------------------------------
 
-    def _deliver_receiver(self, name: str, items: list[OutboxItem]) -> tuple[list[tuple[OutboxItem, DeliveryResult, int]], list[int]]:
+    def _run_worker(self, name: str, items: list[OutboxItem], now: datetime, deadline: float) -> None:
+        try:
+            self._deliver_receiver(name, items, now, deadline)
+        except Exception as exc:  # the state DB failed while settling: the lease keeps the rows safe
+            _log.error("delivery worker for %s stopped: %s", name, describe_error(exc))
+        finally:
+            with self._lock:
+                if self._busy.get(name) is threading.current_thread():
+                    del self._busy[name]
+
+    def _deliver_receiver(self, name: str, items: list[OutboxItem], now: datetime, deadline: float) -> None:
         transport = self.transports.get(name)
         if transport is None:
             err = f"receiver {name!r} is no longer configured"
-            return [(item, DeliveryResult.failure(err, retryable=False), 0) for item in items], []
+            self._settle_all([(item, DeliveryResult.failure(err, retryable=False), 0) for item in items], now)
+            return
 
         send_many = getattr(transport, "send_many", None)
         if send_many is not None:
@@ -154,18 +193,20 @@ class Deliverer:
                 batch = send_many([i.notification for i in items])
             except Exception as exc:  # a transport bug must not stop the others
                 batch = [DeliveryResult.failure(f"transport error: {describe_error(exc)}", retryable=True)] * len(items)
-            if all(r.ok for r in batch):
-                return [(i, r, 1) for i, r in zip(items, batch, strict=False)], []
+            self._settle_all([(i, r, 1) for i, r in zip(items, batch, strict=True)], now)
+            return
 
-        attempted: list[tuple[OutboxItem, DeliveryResult, int]] = []
         learned: dict[str, dict[str, dict[str, str]]] = {}  # fingerprint -> {receiver: ticket}, from this call
         for index, item in enumerate(items):
+            if self.monotonic() >= deadline:  # out of time: the rest waits for the next call
+                self.store.release([i.id for i in items[index:]])
+                return
             # A ticket opened earlier in this call (say, a `new` delivered late together with its
-            # `recovered`) is handed on at once; the state only learns it when the call ends.
+            # `recovered`) is handed on at once.
             if item.notification.incident.fingerprint in learned:
                 item = replace(item, notification=item.notification.with_tickets(learned[item.notification.incident.fingerprint]))
-            result, tries = self._attempt(transport, item.notification)
-            attempted.append((item, result, tries))
+            result, tries = attempt_delivery(transport, item.notification, self.config, self.sleep, deadline, self.monotonic)
+            self._settle_all([(item, result, tries)], now)
             if result.ok and result.ticket and result.external_id:
                 n = item.notification
                 learned[n.incident.fingerprint] = {
@@ -173,11 +214,27 @@ class Deliverer:
                 }
             if not result.ok and result.retryable:
                 # The receiver is down or throttling: keep order, try the rest next call.
-                return attempted, [i.id for i in items[index + 1 :]]
-        return attempted, []
+                self.store.release([i.id for i in items[index + 1 :]])
+                return
 
-    def _attempt(self, transport: Transport, notification: Notification) -> tuple[DeliveryResult, int]:
-        return attempt_delivery(transport, notification, self.config, self.sleep)
+    def _settle_all(self, attempted: Sequence[tuple[OutboxItem, DeliveryResult, int]], now: datetime) -> None:
+        """Write the outcomes (and any ticket opened) in one transaction, then report them."""
+        settled = [self._settle(item, result, tries, now) for item, result, tries in attempted]
+        outcomes = [outcome for _, outcome in settled]
+        tickets = [
+            (
+                o.notification.incident.fingerprint,
+                o.notification.incident.incident_id,
+                o.notification.receiver,
+                o.external_id,
+                o.external_url,
+            )
+            for o in outcomes
+            if o.delivered and o.ticket and o.external_id
+        ]
+        self.store.settle([update for update, _ in settled], tickets, now)
+        for outcome in outcomes:
+            self._settled.put(outcome)
 
     # -- bookkeeping -------------------------------------------------------------------------
 

@@ -8,18 +8,21 @@ and every delivery outcome is also handed to ``on_record`` (the audit trail's ``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
+from .fallback import FallbackNotifier
 from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, observe, recovery_due
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
 from .policy import active_silence, effective_severity, receivers_for
 from .redact import describe_error, get_logger
 from .state import SqlStateStore
+from .state_health import StateStoreError
 from .transports import build_transports
 from .transports.base import Transport
 
@@ -85,18 +88,44 @@ class AlertRouter:
         on_delivery: Callable[[Sequence[DeliveryOutcome]], object] | None = None,
     ) -> None:
         self.config = config
-        self.store = store or SqlStateStore(config.state.sqlalchemy_url())
+        self.store = store or SqlStateStore(config.state.sqlalchemy_url(), lock_timeout=config.state.lock_timeout.total_seconds())
         self.transports = dict(transports) if transports is not None else build_transports(config.receivers)
         self.clock = clock
-        kwargs = {"sleep": sleep} if sleep is not None else {}
-        self.deliverer = Deliverer(self.store, self.transports, config.delivery, **kwargs)
+        self.deliverer = Deliverer(self.store, self.transports, config.delivery, sleep=sleep or time.sleep)
         self.on_decision = on_decision
         self.on_delivery = on_delivery
+        self.fallback = FallbackNotifier(config, self.transports, clock, sleep=sleep or time.sleep)
 
     # -- public API --------------------------------------------------------------------------
 
     def process(self, events: Iterable[AlertEvent], *, deliver: bool = True) -> RouterResult:
-        """Apply events (any order; sorted by time per call), record decisions, then deliver."""
+        """Apply events (any order; sorted by time per call), record decisions, then deliver.
+
+        When the state DB fails, nothing is consumed: :class:`StateStoreError` (naming the DB)
+        is raised after a human was told through the fallback path, so the caller (a sensor)
+        fails its tick and reads the same events again on the next one."""
+        try:
+            result = self._process(events, deliver=deliver)
+        except StateStoreError as exc:
+            self.report_state_failure(exc)
+            raise
+        self.check_state_health()
+        return result
+
+    def report_state_failure(self, exc: StateStoreError) -> None:
+        """Tell a human through the fallback path (rate-limited); for sensors whose own use of the
+        store failed (heartbeats)."""
+        self.fallback.report(exc.problem)
+
+    def check_state_health(self) -> None:
+        """The DB answered: report what the store found and dealt with (a deleted or corrupt file)
+        and announce the end of earlier outages."""
+        for problem in self.store.take_problems():
+            self.fallback.report(problem)
+        if self.fallback.has_ongoing:
+            self.fallback.resolve_ongoing()
+
+    def _process(self, events: Iterable[AlertEvent], *, deliver: bool) -> RouterResult:
         ordered = sorted(events, key=lambda e: e.occurred_at)
         now = self.clock()
         result = RouterResult()
@@ -120,14 +149,20 @@ class AlertRouter:
         passed, and retry pending deliveries. Call it every sensor tick."""
         return self.process(())
 
-    def deliver_pending(self) -> list[DeliveryOutcome]:
-        outcomes = self.deliverer.deliver_due(self.clock())
+    def deliver_pending(self, *, budget: float | None = None, claim: bool = True) -> list[DeliveryOutcome]:
+        outcomes = self.deliverer.deliver_due(self.clock(), budget=budget, claim=claim)
         if outcomes and self.on_delivery:
             try:
                 self.on_delivery(outcomes)
             except Exception as exc:  # the audit trail must never break alerting
                 _log.error("on_delivery hook failed: %s", describe_error(exc))
         return outcomes
+
+    def wait_idle(self, timeout: float | None = None) -> list[DeliveryOutcome]:
+        """Let deliveries a call left running in the background finish (a CLI before it exits,
+        a test); returns their outcomes, which are also handed to ``on_delivery``."""
+        self.deliverer.wait_idle(timeout)
+        return self.deliver_pending(budget=0.0, claim=False)
 
     def incident(self, fingerprint: str) -> IncidentState | None:
         return self.store.get(fingerprint)

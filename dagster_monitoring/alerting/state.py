@@ -12,6 +12,7 @@ SQLite transactions start with ``BEGIN IMMEDIATE`` and Postgres claims rows with
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from .lifecycle import IncidentState, Phase
 from .notification import Notification
+from .redact import describe_error
+from .state_health import CORRUPT, UNAVAILABLE, SqliteFileGuard, StateProblem, StateStoreError, classify_db_error, describe_location
 
 metadata = sa.MetaData()
 
@@ -69,6 +72,9 @@ heartbeats = sa.Table(
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
+# (fingerprint, incident_id, receiver, ticket key, ticket url)
+TicketEntry = tuple[str, str, str, str, str | None]
+
 
 @dataclass(frozen=True)
 class Heartbeat:
@@ -113,21 +119,71 @@ class OutboxUpdate:
 
 
 class SqlStateStore:
-    """The default (and, so far, only) store. Thread-safe; share one per process."""
+    """The default (and, so far, only) store. Thread-safe; share one per process.
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    Failures of the DB itself come out as :class:`~.state_health.StateStoreError` naming the
+    DB; problems found and dealt with (a deleted or corrupt SQLite file) wait in
+    :meth:`take_problems` for the router to report."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None, lock_timeout: float = 10.0) -> None:
         self.url = url
-        self.engine = engine or self._make_engine(url)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        metadata.create_all(self.engine)
+        self.location = describe_location(url)
+        self.lock_timeout = lock_timeout
+        file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
+        self.guard = SqliteFileGuard(Path(file).expanduser()) if file and engine is None else None
+        self._problems: list[StateProblem] = []
+        self._reopen_lock = threading.Lock()
+        self._given_engine = engine
+        self.is_sqlite = (engine.dialect.name if engine is not None else sa.engine.make_url(url).get_backend_name()) == "sqlite"
+        self._engine: Engine | None = None
+        try:
+            self._engine = self._open()
+        except StateStoreError:  # alerting must start anyway: the first use opens it again (or raises, and is reported)
+            self._engine = None
+
+    @property
+    def engine(self) -> Engine:
+        """The open engine; opened again first if an earlier open failed."""
+        if self._engine is None:
+            with self._reopen_lock:
+                if self._engine is None:
+                    self._engine = self._open()
+        return self._engine
+
+    def _open(self) -> Engine:
+        if self._given_engine is not None:
+            metadata.create_all(self._given_engine)
+            return self._given_engine
+        if self.guard is not None:
+            try:
+                self._problems.extend(self.guard.before_open())
+            except OSError as exc:
+                raise StateStoreError(
+                    StateProblem(
+                        UNAVAILABLE, self.location, f"alert state DB {self.location} cannot be opened: {describe_error(exc)}", ongoing=True
+                    )
+                ) from None
+        engine = self._make_engine(self.url, self.lock_timeout)
+        try:
+            metadata.create_all(engine)
+            if self.guard is not None:
+                self._problems.extend(self.guard.after_open(engine))
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            raise StateStoreError(classify_db_error(exc, self.location, self.lock_timeout)) from None
+        return engine
+
+    def take_problems(self) -> list[StateProblem]:
+        """Problems found since the last call (each reported once)."""
+        with self._reopen_lock:
+            problems, self._problems = self._problems, []
+        return problems
 
     @staticmethod
-    def _make_engine(url: str) -> Engine:
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    def _make_engine(url: str, lock_timeout: float = 10.0) -> Engine:
         if not url.startswith("sqlite"):
             return sa.create_engine(url, pool_pre_ping=True, future=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, future=True)
+        engine = sa.create_engine(url, connect_args={"timeout": lock_timeout, "check_same_thread": False}, future=True)
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -135,7 +191,7 @@ class SqlStateStore:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -146,11 +202,38 @@ class SqlStateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction; a driver error becomes a :class:`StateStoreError` that names the DB."""
+        self._check_file()
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            problem = classify_db_error(exc, self.location, self.lock_timeout)
+            if problem.kind == CORRUPT:
+                self._reopen(rescue=False)  # moved aside by the next open
+            raise StateStoreError(problem) from None
+
+    def _check_file(self) -> None:
+        """A SQLite file deleted or replaced under us: copy it back, reopen, report (once)."""
+        if self.guard is not None and self.guard.changed():
+            self._reopen(rescue=True)
+
+    def _reopen(self, *, rescue: bool) -> None:
+        with self._reopen_lock:
+            if self.guard is None or not (self.guard.changed() or not rescue):
+                return  # another thread did it
+            if rescue:
+                self._problems.append(self.guard.rescue())
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = None
+            self._engine = self._open()
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
+        if self.guard is not None:
+            self.guard.close()
 
     # -- incidents ---------------------------------------------------------------------------
 
@@ -184,23 +267,28 @@ class SqlStateStore:
         with self.transaction() as conn:
             return {fp: s.tickets for fp, s in self.load(conn, fingerprints).items() if s.tickets}
 
-    def record_tickets(self, entries: Sequence[tuple[str, str, str, str, str | None]], now: datetime) -> None:
+    def record_tickets(self, entries: Sequence[TicketEntry], now: datetime) -> None:
         """Remember tickets opened by receivers: (fingerprint, incident_id, receiver, key, url).
         A ticket of an incident that has since closed and reopened is not attached to the new one."""
         if not entries:
             return
         with self.transaction() as conn:
-            states = self.load(conn, [e[0] for e in entries])
-            changed = []
-            for fp, incident_id, receiver, key, url in entries:
-                state = states.get(fp)
-                if state is None or state.incident_id != incident_id:
-                    continue
-                known = state.tickets.get(receiver, {})
-                url = url or (known.get("url") if known.get("key") == key else None)
-                state.tickets[receiver] = {"key": key, "url": url or "", "incident_id": incident_id}
-                changed.append(state)
-            self.save(conn, list({s.fingerprint: s for s in changed}.values()), now)
+            self._record_tickets(conn, entries, now)
+
+    def _record_tickets(self, conn: Connection, entries: Sequence[TicketEntry], now: datetime) -> None:
+        if not entries:
+            return
+        states = self.load(conn, [e[0] for e in entries])
+        changed = []
+        for fp, incident_id, receiver, key, url in entries:
+            state = states.get(fp)
+            if state is None or state.incident_id != incident_id:
+                continue
+            known = state.tickets.get(receiver, {})
+            url = url or (known.get("url") if known.get("key") == key else None)
+            state.tickets[receiver] = {"key": key, "url": url or "", "incident_id": incident_id}
+            changed.append(state)
+        self.save(conn, list({s.fingerprint: s for s in changed}.values()), now)
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         query = sa.select(incidents.c.state).where(incidents.c.phase == phase.value)
@@ -242,12 +330,13 @@ class SqlStateStore:
         ]
         conn.execute(self._insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.key]), rows)
 
-    def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000) -> list[OutboxItem]:
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000, skip_receivers: Sequence[str] = ()) -> list[OutboxItem]:
         """Take due pending deliveries (oldest first) and lease them to this caller.
 
         A row waits while an older pending row of the same receiver and incident is not due
         (backing off) or leased elsewhere, so a receiver never hears "recovered" before "new".
-        Other incidents, even of the same fingerprint, are not held back."""
+        Other incidents, even of the same fingerprint, are not held back. ``skip_receivers``: ones
+        this process is still delivering to (a worker an earlier call left running)."""
         earlier = outbox.alias("earlier")
         blocked_by_earlier = (
             sa.select(earlier.c.id)
@@ -270,6 +359,7 @@ class SqlStateStore:
                 .where(outbox.c.next_attempt_at <= _ts(now))
                 .where(sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < _ts(now)))
                 .where(~blocked_by_earlier)
+                .where(outbox.c.receiver.not_in(list(skip_receivers)) if skip_receivers else sa.true())
                 .order_by(outbox.c.id)
                 .limit(limit)
             )
@@ -294,7 +384,18 @@ class SqlStateStore:
             for i in range(0, len(ids), _IN_CHUNK):
                 conn.execute(outbox.update().where(outbox.c.id.in_(list(ids[i : i + _IN_CHUNK]))).values(lease_until=None))
 
+    def settle(self, updates: Sequence[OutboxUpdate], tickets: Sequence[TicketEntry], now: datetime) -> None:
+        """Delivery outcomes and the tickets they opened, in one transaction."""
+        if not updates and not tickets:
+            return
+        with self.transaction() as conn:
+            self._apply_updates(conn, updates)
+            self._record_tickets(conn, tickets, now)
+
     def apply_updates(self, updates: Sequence[OutboxUpdate]) -> None:
+        self.settle(updates, (), datetime.now(timezone.utc))
+
+    def _apply_updates(self, conn: Connection, updates: Sequence[OutboxUpdate]) -> None:
         if not updates:
             return
         stmt = (
@@ -322,8 +423,7 @@ class SqlStateStore:
             }
             for u in updates
         ]
-        with self.transaction() as conn:
-            conn.execute(stmt, rows)
+        conn.execute(stmt, rows)
 
     # -- heartbeats (who watches the watchers) --------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 A sensor that raises fails silently from the on-call engineer's point of view (dagster#18130):
 the wrapper records the (redacted) error before re-raising it, and the watchdog sensor turns a
-failing or silent sensor into an alert like any other.
+failing or silent sensor into an alert like any other. Heartbeats live in the state DB, so when
+that DB breaks the watchdog is blind too: then the wrapper tells a human through the router's
+fallback path (no state needed) and the tick fails with an error that names the DB.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from ..alerting.redact import describe_error
+from ..alerting.state_health import StateStoreError
 from ..runtime import MonitoringRuntime
 
 
@@ -22,12 +25,20 @@ def with_heartbeat(name: str, interval_s: float, runtime: MonitoringRuntime) -> 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(context: Any) -> Any:
+            router = runtime.router
             try:
                 result = fn(context)
             except Exception as exc:
-                runtime.router.store.record_heartbeat(name, datetime.now(timezone.utc), interval_s, describe_error(exc))
+                try:
+                    router.store.record_heartbeat(name, datetime.now(timezone.utc), interval_s, describe_error(exc))
+                except StateStoreError as store_exc:  # the tick's own error is the one to show
+                    router.report_state_failure(store_exc)
                 raise
-            runtime.router.store.record_heartbeat(name, datetime.now(timezone.utc), interval_s)
+            try:
+                router.store.record_heartbeat(name, datetime.now(timezone.utc), interval_s)
+            except StateStoreError as exc:
+                router.report_state_failure(exc)  # the watchdog cannot see this tick: tell a human directly
+                raise
             return result
 
         return wrapper

@@ -144,8 +144,9 @@ class _Server(ThreadingHTTPServer):
 class LocalHTTPServer:
     """Start with ``with LocalHTTPServer(...) as server`` (or ``start()`` / ``stop()``)."""
 
-    def __init__(self, responses: Iterable[Response] = (), *, default: Response = Response(200)) -> None:
+    def __init__(self, responses: Iterable[Response] = (), *, default: Response = Response(200), port: int = 0) -> None:
         self.default = default
+        self.requested_port = port  # 0: a free one; a fixed one lets a test bring a "down" receiver back
         self.requests: list[Request] = []
         self.handler_errors: list[str] = []
         self._script: deque[Response] = deque(responses)
@@ -182,7 +183,7 @@ class LocalHTTPServer:
         if self._httpd is not None:
             raise RuntimeError("server already started")
         self._stopping.clear()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", self.requested_port), _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{type(self).__name__}-{self.port}", daemon=True)

@@ -117,12 +117,13 @@ class SmtpServer:
         tls: TlsFiles | None = None,
         username: str | None = None,
         password: str | None = None,
+        port: int | None = None,
     ) -> None:
         if mode != "none" and tls is None:
             raise ValueError(f"mode {mode!r} needs TlsFiles")
         self.mode = mode
         self.handler = CollectingHandler()
-        self.port = free_port()
+        self.port = port or free_port()
         kwargs: dict[str, Any] = {}
         if mode == "starttls":
             assert tls is not None
