@@ -79,7 +79,7 @@ class FallbackNotifier:
             if last is not None and now - last[0] < self.config.policy.repeat_interval:
                 return []
             first = last is None
-        _log.error("dagster-monitoring cannot use its state DB: %s", problem.message)
+        _log.error("dagster-monitoring state DB problem: %s", problem.message)
         transition = Transition.NEW if first else Transition.REMINDER
         names = self._send(problem_event(problem, now), transition, self.receivers(), now)
         if names:  # nobody took it: try again on the next tick

@@ -98,6 +98,7 @@ class SqliteFileGuard:
         self.marker = path.with_name(path.name + ".id")
         self._identity: tuple[int, int] | None = None
         self._anchor: sqlite3.Connection | None = None  # holds the inode open, for a rescue
+        self._expect_new = False
 
     # -- at open -----------------------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class SqliteFileGuard:
                     "are forgotten: their recoveries will not be announced. Check vw_open_alerts in the audit trail.",
                 )
             )
+        self._expect_new = bool(problems)  # a fresh DB after these: a new id is no news
         return problems
 
     def after_open(self, engine: sa.Engine) -> list[StateProblem]:
@@ -131,7 +133,7 @@ class SqliteFileGuard:
         store_id = _store_id(engine)
         problems = []
         known = self.marker.read_text(encoding="utf-8").strip() if self.marker.exists() else None
-        if known and known != store_id:
+        if known and known != store_id and not self._expect_new:
             problems.append(
                 StateProblem(
                     REPLACED,

@@ -85,6 +85,12 @@ class CountingHook(LocalHTTPServer):
         super().__init__(*args, **kwargs)
         self.on_request: Callable[[Request], None] | None = None
 
+    def start(self) -> CountingHook:
+        super().start()
+        assert self._httpd is not None
+        self._httpd.handle_error = lambda *args: None  # type: ignore[method-assign]  # a killed client's broken pipe
+        return self
+
     def handle(self, request: Request) -> Response:
         if self.on_request is not None:
             self.on_request(request)

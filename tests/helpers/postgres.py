@@ -116,6 +116,11 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return name
 
+    def restart(self) -> None:
+        """A fast restart (what an upgrade or a failover does to clients): every connection drops."""
+        options = f"{SERVER_SETTINGS} -p {self.port} -k {self.socket_dir}"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-m", "fast", "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         try:
             if self.started:
