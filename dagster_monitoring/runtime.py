@@ -20,8 +20,13 @@ from .translator import DagsterAlertTranslator, DagsterAlertTranslatorSettings
 class MonitoringRuntime:
     def __init__(self, config: MonitoringConfig, translator: DagsterAlertTranslator | None = None) -> None:
         self.config = config
-        self.translator = translator or DagsterAlertTranslator(DagsterAlertTranslatorSettings(base_url=config.dagster_base_url))
+        self.translator = translator or DagsterAlertTranslator(
+            DagsterAlertTranslatorSettings(
+                base_url=config.dagster_base_url, default_owners=(config.default_owner,) if config.default_owner else ()
+            )
+        )
         self._lock = threading.Lock()
+        self.sensor_kinds: dict[str, str] = {}  # monitoring sensors built on this runtime: name -> kind (alerts, audit)
 
     @cached_property
     def trail(self) -> AuditTrail | None:

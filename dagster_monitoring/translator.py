@@ -28,6 +28,7 @@ SOURCE_METADATA_KEY = "dagster_monitoring/source"  # dbt | dlt | freshness | dag
 KIND_METADATA_KEY = "dagster_monitoring/kind"  # asset_check | freshness | schema_drift | row_count
 SEVERITY_METADATA_KEY = "dagster_monitoring/severity"  # critical: raise an ERROR check to CRITICAL
 NEXT_ACTION_METADATA_KEY = "dagster_monitoring/next_action"
+OWNERS_METADATA_KEY = "dagster_monitoring/owners"  # comma-separated; the check's own owners win over its asset's
 MAX_ERROR_CHARS = 2000
 
 
@@ -41,9 +42,18 @@ class DagsterAlertTranslatorSettings:
     extra_tags: Mapping[str, str] = field(default_factory=dict)
 
 
+def normalize_owner(tag_key: str, value: str) -> str:
+    """A ``team: data-eng`` tag names the owner ``team:data-eng``, the form Dagster asset owners
+    use, so ``owners:`` routes and ticket assignment groups match either spelling."""
+    value = value.strip()
+    if tag_key == "team" and not value.startswith("team:") and "@" not in value:
+        return f"team:{value}"
+    return value
+
+
 def default_run_owners(run: dg.DagsterRun, settings: DagsterAlertTranslatorSettings) -> tuple[str, ...]:
-    owners = [v for k, v in run.tags.items() if k in OWNER_TAG_PREFIXES or k.startswith("dagster/owner")]
-    return tuple(dict.fromkeys(owners)) or settings.default_owners
+    owners = [normalize_owner(k, v) for k, v in run.tags.items() if k in OWNER_TAG_PREFIXES or k.startswith("dagster/owner")]
+    return tuple(dict.fromkeys(o for o in owners if o)) or settings.default_owners
 
 
 def default_run_url(run_id: str, settings: DagsterAlertTranslatorSettings) -> str | None:
@@ -161,6 +171,12 @@ class DagsterAlertTranslator:
             links["asset_check"] = check_url
         return links
 
+    def get_check_owners(self, metadata: Mapping[str, Any], asset_owners: tuple[str, ...]) -> tuple[str, ...]:
+        """The check's own owners (a dbt test's ``meta.owner`` / group, set in its metadata) win over
+        the asset's, then the configured default."""
+        own = tuple(o.strip() for o in str(metadata.get(OWNERS_METADATA_KEY) or "").split(",") if o.strip())
+        return own or asset_owners or self.settings.default_owners
+
     def get_check_next_action(self, asset_key: dg.AssetKey, check_name: str, metadata: Mapping[str, Any]) -> str:
         if metadata.get(NEXT_ACTION_METADATA_KEY):
             return str(metadata[NEXT_ACTION_METADATA_KEY])
@@ -201,7 +217,7 @@ class DagsterAlertTranslator:
             occurred_at=occurred_at.astimezone(timezone.utc),
             summary=redact(summary),
             details=details,
-            owners=owners or self.settings.default_owners,
+            owners=self.get_check_owners(metadata, owners),
             tags={**self.settings.extra_tags},
             links=self.get_check_links(asset_key, check_name, run_id),
             run_id=run_id,

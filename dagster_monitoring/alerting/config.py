@@ -106,6 +106,10 @@ class AlertingConfig(_Strict):
     routes: tuple[Route, ...] = Field(default=(), description="which alerts go to which receivers; first match wins unless continue")
     owners: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="owner (team:x, e-mail) -> receivers")
     default_receivers: tuple[str, ...] = Field(default=(), description="used when no route or owner matches")
+    default_owner: str | None = Field(
+        default=None,
+        description="owner of alerts nothing else names an owner for (the watchdog, the monitoring itself), e.g. team:data-platform",
+    )
     fallback_receivers: tuple[str, ...] = Field(
         default=(),
         description=(

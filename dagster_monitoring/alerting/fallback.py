@@ -35,7 +35,7 @@ NEXT_ACTION = (
 )
 
 
-def problem_event(problem: StateProblem, at: datetime, status: Status = Status.FAILING) -> AlertEvent:
+def problem_event(problem: StateProblem, at: datetime, status: Status = Status.FAILING, owner: str | None = None) -> AlertEvent:
     return AlertEvent(
         source="dagster-monitoring",
         kind="state_store",
@@ -44,7 +44,8 @@ def problem_event(problem: StateProblem, at: datetime, status: Status = Status.F
         severity=Severity.CRITICAL,
         occurred_at=at,
         summary=problem.message if status is Status.FAILING else f"The alert state DB {problem.location} works again",
-        details={"problem": problem.kind, "database": problem.location},
+        details={"Problem": problem.kind, "Database": problem.location},
+        owners=(owner,) if owner else (),
         next_action=NEXT_ACTION,
     )
 
@@ -81,7 +82,7 @@ class FallbackNotifier:
             first = last is None
         _log.error("dagster-monitoring state DB problem: %s", problem.message)
         transition = Transition.NEW if first else Transition.REMINDER
-        names = self._send(problem_event(problem, now), transition, self.receivers(), now)
+        names = self._send(problem_event(problem, now, owner=self.config.default_owner), transition, self.receivers(), now)
         if names:  # nobody took it: try again on the next tick
             with self._lock:
                 heard = sorted(set(names) | set(last[2] if last else ()))
@@ -98,7 +99,7 @@ class FallbackNotifier:
         now = self.clock()
         for _, (_, problem, heard) in done:
             _log.warning("dagster-monitoring state DB %s works again", problem.location)
-            names += self._send(problem_event(problem, now, Status.PASSING), Transition.RECOVERED, heard, now)
+            names += self._send(problem_event(problem, now, Status.PASSING, self.config.default_owner), Transition.RECOVERED, heard, now)
         return names
 
     @property

@@ -40,6 +40,7 @@ from ..audit.records import DbtTestResultRecord
 from ..translator import (
     KIND_METADATA_KEY,
     NEXT_ACTION_METADATA_KEY,
+    OWNERS_METADATA_KEY,
     SEVERITY_METADATA_KEY,
     SOURCE_METADATA_KEY,
 )
@@ -132,18 +133,28 @@ def _owners_of(node: Mapping[str, Any], group: Mapping[str, Any] | None) -> list
 
 def dbt_owners(node: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[str]:
     """Who owns a dbt node: ``meta.owner``, ``meta.dagster.owners``, then the owner of its dbt
-    group (e-mail, else name). A test without an owner of its own inherits its model's.
+    group (e-mail, else name). A test's own ``meta.owner`` or its own group wins; a test without
+    either inherits its model's.
 
     Why: dbt projects put ownership in ``meta.owner`` or in group owners; alerts, asset specs and
     audit rows must name the same people whichever style a project uses.
     """
-    if node.get("resource_type") == "test":
-        own = _owners_of(node, None)
-        tested = _node(manifest, _tested_node_id(node))
-        return own or (dbt_owners(tested, manifest) if tested is not None else [])
+    group = _group_of(node, manifest)
+    if node.get("resource_type") != "test":
+        return _owners_of(node, group)
+    own = _owners_of(node, None)  # the test's own meta.owner wins
+    if own:
+        return own
+    tested = _node(manifest, _tested_node_id(node))
+    model_group = _group_of(tested, manifest) if tested is not None else None
+    if group is not None and (model_group is None or group.get("name") != model_group.get("name")):
+        return _owners_of(node, group)  # a group set on the test itself (dbt copies the model's otherwise)
+    return dbt_owners(tested, manifest) if tested is not None else []
+
+
+def _group_of(node: Mapping[str, Any], manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
     name = node.get("group") or node.get("config", {}).get("group")
-    group = next((g for g in manifest.get("groups", {}).values() if name and g.get("name") == name), None)
-    return _owners_of(node, group)
+    return next((g for g in manifest.get("groups", {}).values() if name and g.get("name") == name), None)
 
 
 def compiled_sql_path(test: Mapping[str, Any], target_path: str | os.PathLike[str] | None = None) -> str | None:
@@ -314,6 +325,9 @@ def _annotate(
         KIND_METADATA_KEY: dg.MetadataValue.text("asset_check"),
         SEVERITY_METADATA_KEY: dg.MetadataValue.text(translator.get_alert_severity(test)),
     }
+    owners = dbt_owners(test, manifest)
+    if owners:
+        extra[OWNERS_METADATA_KEY] = dg.MetadataValue.text(",".join(owners))
     if failures is not None:
         extra[DBT_FAILURES_METADATA_KEY] = dg.MetadataValue.int(int(failures))
     if message:

@@ -60,6 +60,7 @@ def monitoring_sensor(
         raise ValueError(f"{name}: minimum_interval_seconds must be at least 1")
 
     def decorate(evaluate: Callable[[dg.SensorEvaluationContext], dg.SkipReason]) -> dg.SensorDefinition:
+        runtime.sensor_kinds[name] = kind  # the watchdog's wording says what stops when this sensor does
         beating = with_heartbeat(name, minimum_interval_seconds, runtime)(evaluate)
 
         @dg.sensor(

@@ -59,7 +59,8 @@ def test_a_sensor_forced_to_raise_makes_the_watchdog_alert_and_then_recover(tmp_
     [alert] = sent(tmp_path)
     assert alert["transition"] == "new" and alert["event"]["kind"] == "heartbeat"
     assert alert["event"]["entity"] == "dagster_monitoring_alerts"
-    assert "RuntimeError: translator bug" in alert["event"]["details"]["error"]
+    assert "RuntimeError: translator bug" in alert["event"]["details"]["Error"]
+    assert alert["event"]["next_action"].startswith("Run failures and asset-check results are not alerted")
 
     runtime.translator = good_translator  # fixed: the next tick works, the watchdog announces it
     tick(alerts, instance, cursor)
@@ -72,8 +73,15 @@ def test_a_sensor_forced_to_raise_makes_the_watchdog_alert_and_then_recover(tmp_
 def test_watchdog_alerts_on_a_silent_sensor(tmp_path, instance):
     from datetime import datetime, timedelta, timezone
 
-    runtime = runtime_for(tmp_path)
-    runtime.router.store.record_heartbeat("dagster_monitoring_alerts", datetime.now(timezone.utc) - timedelta(hours=1), 30)
+    runtime = runtime_for(tmp_path, default_owner="team:data-platform")
+    build_audit_sensor(runtime=runtime)  # built with the watchdog, as build_monitoring_defs does
+    runtime.router.store.record_heartbeat("dagster_monitoring_audit", datetime.now(timezone.utc) - timedelta(minutes=47), 30)
     tick(build_watchdog_sensor(runtime=runtime), instance, None)
     [alert] = sent(tmp_path)
-    assert "stopped ticking" in alert["event"]["summary"]
+    event = alert["event"]
+    assert event["summary"] == "Monitoring sensor dagster_monitoring_audit stopped ticking 47m ago"
+    assert event["details"]["Expected every"] == "30s"
+    assert event["owners"] == ["team:data-platform"]  # default_owner: someone owns the monitoring itself
+    assert event["links"]["sensor"] == "http://dagster.local:3000/automation"  # no code location in a test context
+    # true for the audit sensor: its work is not lost, only delayed
+    assert "not written to the audit trail" in event["next_action"] and "not alerted" not in event["next_action"]
