@@ -8,7 +8,7 @@ Sensors, ``build_monitoring_defs`` and the Component take ``translator=``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -56,6 +56,26 @@ def default_run_owners(run: dg.DagsterRun, settings: DagsterAlertTranslatorSetti
     return tuple(dict.fromkeys(o for o in owners if o)) or settings.default_owners
 
 
+def is_ad_hoc_job(job_name: str) -> bool:
+    """Dagster's implicit jobs (``__ASSET_JOB``, ``__ephemeral_asset_job__``): a "Materialize" click
+    or ``materialize(...)``; their name says nothing to the on-call."""
+    return job_name.startswith("__ASSET_JOB") or job_name == "__ephemeral_asset_job__"
+
+
+def default_run_entity(run: dg.DagsterRun, assets: Sequence[dg.AssetKey] = (), max_assets: int = 3) -> str:
+    """The job's name, or for an ad-hoc materialization the assets it selected or planned
+    (``fct_loans, stg_loans +2 more``), so one set of assets is one incident."""
+    if not is_ad_hoc_job(run.job_name):
+        return run.job_name
+    keys = sorted({k.to_user_string() for k in (run.asset_selection or ())} | {k.to_user_string() for k in assets})
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in (run.asset_check_selection or ()))
+    names = keys or checks
+    if not names:
+        return "ad-hoc materialization"
+    shown = ", ".join(names[:max_assets])
+    return shown + (f" +{len(names) - max_assets} more" if len(names) > max_assets else "")
+
+
 def default_run_url(run_id: str, settings: DagsterAlertTranslatorSettings) -> str | None:
     return f"{settings.base_url}/runs/{run_id}" if settings.base_url else None
 
@@ -90,8 +110,9 @@ class DagsterAlertTranslator:
 
     # -- runs ----------------------------------------------------------------------------------
 
-    def get_run_entity(self, run: dg.DagsterRun) -> str:
-        return run.job_name
+    def get_run_entity(self, run: dg.DagsterRun, assets: Sequence[dg.AssetKey] = ()) -> str:
+        """``assets``: what the run planned to materialize (the alert sensor reads it for ad-hoc runs)."""
+        return default_run_entity(run, assets)
 
     def get_run_severity(self, run: dg.DagsterRun) -> Severity:
         tagged = run.tags.get(SEVERITY_TAG)
@@ -113,16 +134,23 @@ class DagsterAlertTranslator:
         keep = {k: v for k, v in run.tags.items() if not k.startswith(".dagster") and len(v) < 200}
         return {**keep, **self.settings.extra_tags}
 
-    def get_run_failure_summary(self, run: dg.DagsterRun, error_class: str | None, message: str | None) -> str:
+    def get_run_failure_summary(
+        self, run: dg.DagsterRun, error_class: str | None, message: str | None, assets: Sequence[dg.AssetKey] = ()
+    ) -> str:
         partition = run.tags.get("dagster/partition")
         where = f" (partition {partition})" if partition else ""
         reason = f": {error_class}" if error_class else ""
-        return f"Run of {run.job_name}{where} failed{reason}"
+        what = f"Materialization of {self.get_run_entity(run, assets)}" if is_ad_hoc_job(run.job_name) else f"Run of {run.job_name}"
+        return f"{what}{where} failed{reason}"
 
-    def get_run_next_action(self, run: dg.DagsterRun) -> str:
+    def get_run_next_action(self, run: dg.DagsterRun, assets: Sequence[dg.AssetKey] = ()) -> str:
+        if is_ad_hoc_job(run.job_name):
+            return f"Open the run, read the failing step's error, fix the cause and materialize {self.get_run_entity(run, assets)} again."
         return f"Open the run, read the failing step's error, fix the cause and re-execute {run.job_name} from failure."
 
-    def to_run_event(self, run: dg.DagsterRun, *, failed: bool, occurred_at: datetime, error: Any = None) -> AlertEvent:
+    def to_run_event(
+        self, run: dg.DagsterRun, *, failed: bool, occurred_at: datetime, error: Any = None, assets: Sequence[dg.AssetKey] = ()
+    ) -> AlertEvent:
         error_class, message = default_error_text(error) if failed else (None, None)
         details: dict[str, Any] = {}
         if error_class:
@@ -132,17 +160,19 @@ class DagsterAlertTranslator:
         return AlertEvent(
             source="dagster",
             kind="run",
-            entity=self.get_run_entity(run),
+            entity=self.get_run_entity(run, assets),
             status=Status.FAILING if failed else Status.PASSING,
             severity=self.get_run_severity(run),
             occurred_at=occurred_at.astimezone(timezone.utc),
-            summary=self.get_run_failure_summary(run, error_class, message) if failed else f"Run of {run.job_name} succeeded",
+            summary=self.get_run_failure_summary(run, error_class, message, assets)
+            if failed
+            else f"Run of {self.get_run_entity(run, assets)} succeeded",
             details=details,
             owners=self.get_run_owners(run),
             tags=self.get_run_tags(run),
             links=self.get_run_links(run),
             run_id=run.run_id,
-            next_action=self.get_run_next_action(run) if failed else None,
+            next_action=self.get_run_next_action(run, assets) if failed else None,
         )
 
     # -- asset checks --------------------------------------------------------------------------

@@ -71,3 +71,28 @@ def test_check_alert_owner_comes_from_the_check_then_the_asset_then_the_default(
     assert owners({OWNERS_METADATA_KEY: "team:risk"}, ("team:data-eng",)) == ("team:risk",)
     assert owners({}, ("team:data-eng",)) == ("team:data-eng",)
     assert owners({}) == ("team:platform",)
+
+
+def test_ad_hoc_materializations_are_named_by_their_assets(tmp_path):
+    """A "Materialize" click runs ``__ASSET_JOB``: the alert names the assets, not the job."""
+
+    @dg.asset
+    def stg_loans() -> int:
+        raise ValueError("boom")
+
+    @dg.asset(deps=[stg_loans])
+    def fct_loans() -> int:
+        return 1
+
+    from dagster_monitoring.sensors.alerts import planned_assets
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = dg.materialize([stg_loans, fct_loans], instance=instance, raise_on_error=False)
+        run = instance.get_run_by_id(result.run_id)
+        assets = planned_assets(instance, run)
+    assert run.job_name.startswith("__") and not result.success
+    event = DagsterAlertTranslator().to_run_event(run, failed=True, occurred_at=datetime.now(timezone.utc), assets=assets)
+    assert event.entity == "fct_loans, stg_loans"
+    assert event.fingerprint == "dagster:run:fct_loans, stg_loans"
+    assert event.summary == "Materialization of fct_loans, stg_loans failed"
+    assert "materialize fct_loans, stg_loans again" in event.next_action

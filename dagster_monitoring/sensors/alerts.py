@@ -18,6 +18,7 @@ from dagster._core.events import DagsterEventType
 
 from ..alerting.events import AlertEvent
 from ..runtime import MonitoringRuntime
+from ..translator import is_ad_hoc_job
 from ._status_changes import (
     StatusChange,
     metadata_values,
@@ -60,6 +61,13 @@ def check_events_of_run(
     return events
 
 
+def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.AssetKey]:
+    """The assets an ad-hoc run planned (its implicit job has no useful name; ``materialize()``
+    leaves ``asset_selection`` empty)."""
+    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1_000).records
+    return [r.asset_key for r in records if r.asset_key is not None]
+
+
 def asset_owners(repository_def: dg.RepositoryDefinition | None) -> dict[dg.AssetKey, tuple[str, ...]]:
     """Owners declared on the code location's assets (``owners=[...]``, dbt ``meta.owner``)."""
     if repository_def is None:
@@ -87,7 +95,13 @@ def events_for_changes(
             continue
         failed = change.event_type == DagsterEventType.RUN_FAILURE
         events.append(
-            runtime.translator.to_run_event(run, failed=failed, occurred_at=change.at, error=run_failure_error(change) if failed else None)
+            runtime.translator.to_run_event(
+                run,
+                failed=failed,
+                occurred_at=change.at,
+                error=run_failure_error(change) if failed else None,
+                assets=planned_assets(instance, run) if is_ad_hoc_job(run.job_name) else (),
+            )
         )
         events.extend(check_events_of_run(instance, run, runtime, owners))
     return events
