@@ -169,8 +169,16 @@ def test_every_trim_level_validates(limit, keep):
 def test_trimmed_message_validates_and_fits():
     notification = _huge(make_notification(Severity.ERROR, Transition.NEW, links=LINKS, tickets=TICKETS))
     message = build_message(notification)
-    assert payload_size(message) <= DEFAULT_MAX_BYTES < payload_size({"c": build_card(notification)})
+    assert payload_size(message) <= DEFAULT_MAX_BYTES  # 80 details of 2.5 KB: curated to 5 short facts
     assert_valid_card(message["attachments"][0]["content"])
+
+
+@pytest.mark.parametrize("severity", list(Severity), ids=lambda s: s.value)
+def test_critical_error_and_warn_headers_look_different(severity):
+    card = build_card(make_notification(severity, Transition.NEW, links=LINKS))
+    styles = {s: build_card(make_notification(s, Transition.NEW, links=LINKS))["body"][0]["style"] for s in Severity}
+    assert len(set(styles.values())) == 3  # one look per severity
+    assert card["body"][0]["items"][0]["text"].startswith("🔴 CRITICAL" if severity is Severity.CRITICAL else severity.value.upper())
 
 
 @pytest.mark.parametrize("transition", [Transition.NEW, Transition.RECOVERED], ids=lambda t: t.value)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 FINGERPRINT_MAX_LEN = 255  # PagerDuty's dedup_key limit; also fits a VARCHAR(255) key column.
+ORIGINAL_SEVERITY_TAG = "dagster-monitoring/original_severity"  # set when the router escalates an event
 
 
 class Severity(str, enum.Enum):
@@ -139,7 +140,10 @@ class AlertEvent:
         return self.status is Status.FAILING
 
     def with_severity(self, severity: Severity) -> AlertEvent:
-        return replace(self, severity=severity)
+        """The event raised (escalated) to ``severity``; the source's own severity is kept in a tag
+        so an escalation can say "from WARN to ERROR"."""
+        original = self.tags.get(ORIGINAL_SEVERITY_TAG, self.severity.value)
+        return replace(self, severity=severity, tags={**self.tags, ORIGINAL_SEVERITY_TAG: original})
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}

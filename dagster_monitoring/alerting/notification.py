@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from .durations import format_duration
-from .events import AlertEvent, Severity
+from .events import ORIGINAL_SEVERITY_TAG, AlertEvent, Severity
 from .lifecycle import IncidentState, Transition
+from .presentation import MAX_HEADLINE, Presentation, present
+from .text import truncate
 
 
 @dataclass(frozen=True)
@@ -125,20 +128,84 @@ class Notification:
             Transition.RECOVERED: "Recovered",
         }[self.transition]
 
+    @cached_property
+    def presentation(self) -> Presentation:
+        """The kind's curated headline and facts (see :mod:`.presentation`)."""
+        return present(self.event, self.severity)
+
     @property
     def headline(self) -> str:
-        """What broke (or what recovered), in words: the card header."""
-        ev = self.event
-        if self.transition is Transition.RECOVERED:
-            return f"{ev.entity} recovered ({ev.source} {ev.kind.replace('_', ' ')})"
-        return ev.summary or f"{ev.source} {ev.kind.replace('_', ' ')} failing: {ev.entity}"
+        """What broke (or what recovered), in words: the card header. Trimmed like everything else."""
+        return self.presentation.headline(self.severity, recovered=self.transition is Transition.RECOVERED)
 
     @property
     def title(self) -> str:
-        """One line with severity and status, for e-mail subjects and plain-text receivers."""
+        """One line with severity and status, for plain-text receivers and ticket summaries."""
         if self.transition is Transition.RECOVERED:
-            return f"RECOVERED: {self.event.entity} ({self.event.source} {self.event.kind.replace('_', ' ')})"
-        return f"{self.severity.value.upper()} {self.status_label.upper()}: {self.headline}"
+            return self.headline
+        return truncate(f"{self.severity.value.upper()} {self.status_label.upper()}: {self.headline}", MAX_HEADLINE + 30)
+
+    @property
+    def thread_subject(self) -> str:
+        """The same for every transition of one incident (e-mail clients thread on it)."""
+        return self.presentation.subject
+
+    @property
+    def transition_line(self) -> str:
+        """What this message is, in one sentence: new, reminder (how long, how many), escalation
+        (from, to, why), recovery."""
+        inc = self.incident
+        since = format_duration(self.created_at - inc.first_failed_at)
+        if self.transition is Transition.NEW:
+            return f"New {self.severity.value.upper()} incident."
+        if self.transition is Transition.REMINDER:
+            return f"Reminder: still failing after {since}, {inc.failures} failure(s) in a row."
+        if self.transition is Transition.ESCALATED:
+            before = self.escalated_from
+            reason = f"{inc.failures} failures in a row over {since}"
+            return (
+                f"Escalated from {before.value.upper()} to {self.severity.value.upper()}: {reason}."
+                if before
+                else (f"Escalated to {self.severity.value.upper()}: {reason}.")
+            )
+        if self.transition is Transition.RECOVERED:
+            took = format_duration(inc.broken_for) if inc.broken_for is not None else since
+            return f"Recovered after {took} and {inc.failures} failure(s)."
+        return self.status_label
+
+    @property
+    def escalated_from(self) -> Severity | None:
+        """The event's own severity, when the router raised it (an escalation)."""
+        original = self.event.tags.get(ORIGINAL_SEVERITY_TAG) if self.event.tags else None
+        try:
+            return Severity.parse(original) if original else None
+        except ValueError:
+            return None
+
+    def lifecycle_facts(self, *, relative: bool = True) -> list[tuple[str, str]]:
+        """Since when, how often, who owns it, the ticket: what every human receiver shows next to
+        the kind's own facts. ``relative=False``: absolute times only (tickets are read later)."""
+        inc = self.incident
+        now = self.created_at
+        when = (lambda at: _when(at, now)) if relative else _utc
+        if self.transition is Transition.RECOVERED and inc.recovered_at:
+            rows = [
+                ("Recovered at", _utc(inc.recovered_at)),
+                ("Broken for", format_duration(inc.broken_for or timedelta(0))),
+                ("Failing since", _utc(inc.first_failed_at)),
+                ("Failures", str(inc.failures)),
+            ]
+        else:
+            rows = [
+                ("Failing since", when(inc.first_failed_at)),
+                ("Failures", f"{inc.failures} in a row" + (f" ({inc.flaps} flaps)" if inc.flaps else "")),
+                ("Last success", when(inc.last_success_at) if inc.last_success_at else "none recorded"),
+            ]
+        rows.append(("Owner", ", ".join(self.event.owners) if self.event.owners else "unassigned"))
+        ticket = self.ticket
+        if ticket:
+            rows.append(("Ticket", ticket["key"] + (" (closed)" if self.transition is Transition.RECOVERED else "")))
+        return rows
 
     def facts(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """The shared fact list (label, value) every human-facing transport shows."""

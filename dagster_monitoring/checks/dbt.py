@@ -36,6 +36,7 @@ from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dagster_shared.record import copy as copy_record
 
+from ..alerting.presentation import DBT_COLUMN, DBT_MODEL, DBT_TEST_TYPE
 from ..audit.records import DbtTestResultRecord
 from ..translator import (
     KIND_METADATA_KEY,
@@ -328,6 +329,14 @@ def _annotate(
     owners = dbt_owners(test, manifest)
     if owners:
         extra[OWNERS_METADATA_KEY] = dg.MetadataValue.text(",".join(owners))
+    # what the card's headline names: "accepted_values on stg_loans.status"
+    test_type = (test.get("test_metadata") or {}).get("name")
+    if test_type:
+        extra[DBT_TEST_TYPE] = dg.MetadataValue.text(str(test_type))
+    if test.get("column_name"):
+        extra[DBT_COLUMN] = dg.MetadataValue.text(str(test["column_name"]))
+    if model:
+        extra[DBT_MODEL] = dg.MetadataValue.text(str(model))
     if failures is not None:
         extra[DBT_FAILURES_METADATA_KEY] = dg.MetadataValue.int(int(failures))
     if message:

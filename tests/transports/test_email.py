@@ -101,9 +101,9 @@ def test_plain_smtp_delivers_multipart_alternative_with_facts_and_links() -> Non
     body = parts(msg)
     assert set(body) == {"text/plain", "text/html"}
     subject = msg["Subject"]
-    assert subject.startswith("[dagster-monitoring] ")
-    assert "CRITICAL" in subject and "NEW" in subject
-    assert notification.event.summary in subject
+    # one subject per incident, so clients thread it: what it is, no transition or severity
+    assert subject == f"[dagster-monitoring] {notification.thread_subject}"
+    assert "NEW" not in subject
     assert msg["Message-ID"] == "<sample-incident.new@dagster-monitoring>" == result.external_id
     assert msg["In-Reply-To"] is None and msg["References"] is None
     assert msg["X-Dagster-Monitoring-Transition"] == "new"
@@ -112,16 +112,15 @@ def test_plain_smtp_delivers_multipart_alternative_with_facts_and_links() -> Non
     assert msg["X-Dagster-Monitoring-Fingerprint"].strip() == notification.incident.fingerprint
 
     text, html = body["text/plain"], body["text/html"]
-    entity = notification.event.entity
-    assert f"Entity: {entity}" in text
+    assert text.replace("\r\n", "\n").startswith(f"CRITICAL · NEW: {notification.headline}\nNew CRITICAL incident.")  # the transition opens the body
     assert "Failing since: " in text and notification.incident.first_failed_at.strftime("%Y-%m-%d %H:%M UTC") in text
     assert "Owner: team:data-eng" in text
     assert f"Open run: {notification.event.links['run']}" in text
     assert "Next action: Find the repayments" in text
-    assert "offending_value: 3 rows with amount IS NULL" in text  # details on a failure
-    for label in ("Entity", "Failing since", "Owner"):
+    assert "Offending value: 3 rows with amount IS NULL" in text  # plain labels, not raw keys
+    for label in ("Failing since", "Owner", "Offending value"):
         assert f">{label}</th>" in html
-    assert f"<td>{entity}</td>" in html and "<td>team:data-eng</td>" in html
+    assert ">team:data-eng</td>" in html and "overflow-wrap:anywhere" in html  # long paths and URLs wrap
     assert f"href='{notification.event.links['run']}'>Open run</a>" in html
 
 
@@ -134,13 +133,15 @@ def test_recovery_is_threaded_under_the_alert() -> None:
         assert transport.send(recovered).ok
         first, second = server.messages()
 
-    assert second["Subject"].startswith("[dagster-monitoring] RECOVERED: ")
-    assert new.event.entity in second["Subject"]
+    assert second["Subject"] == first["Subject"]  # one thread per incident
+    second_text = parts(second)["text/plain"]
+    assert second_text.startswith("RECOVERED: Recovered: ") and "Recovered after" in second_text
+    assert "What failed" not in second_text and "Offending value" not in second_text  # no failure wording
     assert second["Message-ID"] != first["Message-ID"]
     assert second["In-Reply-To"] == first["Message-ID"]
     assert second["References"] == first["Message-ID"]
     text = parts(second)["text/plain"]
-    assert "Status: Recovered" in text and "Broken for: " in text
+    assert "Recovered at: " in text and "Broken for: " in text
     assert "Details:" not in text  # a recovery carries no failure details
 
 
@@ -275,14 +276,13 @@ def test_router_failure_then_recovery_sends_two_threaded_mails(
     assert incident is not None and incident.incident_id
     assert alert["Message-ID"] == f"<{incident.incident_id}.new@dagster-monitoring>"
     assert outcomes[0].external_id == alert["Message-ID"]
-    assert "ERROR NEW: run loans_daily is failing" in alert["Subject"]
-    assert recovery["Subject"] == "[dagster-monitoring] RECOVERED: loans_daily (dagster run)"
+    assert alert["Subject"] == recovery["Subject"] == "[dagster-monitoring] loans_daily"
     assert recovery["In-Reply-To"] == alert["Message-ID"] == recovery["References"]
     alert_text = parts(alert)["text/plain"]
-    assert "Entity: loans_daily" in alert_text
+    assert "ERROR · NEW: run loans_daily is failing" in alert_text
     assert "Failing since: 2026-11-25 03:00 UTC" in alert_text
     assert "Owner: team:data-eng" in alert_text
-    assert f"Open run: {RUN_URL}" in alert_text and "Run: 8f1c2e4a" in alert_text
+    assert f"Open run: {RUN_URL}" in alert_text
     recovery_text = parts(recovery)["text/plain"]
     assert "Failures: 2" in recovery_text and "Broken for: 20m" in recovery_text
 

@@ -423,7 +423,7 @@ def test_escalation_raises_the_priority_then_comments(tmp_path, jira, clock):
     assert escalated.notification.transition.value == "escalated" and escalated.external_id == "DATA-1"
     issue = jira.issue("DATA-1")
     assert issue.edits == [{"priority": {"name": "Highest"}}] and issue.fields["priority"] == {"name": "Highest"}
-    assert comment_text(issue.comments[0]).startswith("Escalated to CRITICAL: 3 failures since 2026-11-25 03:00 UTC.")
+    assert comment_text(issue.comments[0]).startswith("Escalated from ERROR to CRITICAL: 3 failures in a row over 2m. Failing since 2026-11-25 03:00 UTC.")
     assert "Priority raised to Highest." in comment_text(issue.comments[0])
 
 

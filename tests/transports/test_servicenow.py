@@ -139,7 +139,7 @@ def test_oauth_bearer_token_and_escalation_raises_urgency_and_impact(tmp_path, c
     [record] = server.records
     assert (record["urgency"], record["impact"]) == ("1", "1")
     assert server.requests[-1].json == {"work_notes": notes(record)[0], "urgency": "1", "impact": "1"}
-    assert notes(record)[0].startswith("Escalated to CRITICAL: 2 failures since 2026-11-25 03:00 UTC.")
+    assert notes(record)[0].startswith("Escalated from ERROR to CRITICAL: 2 failures in a row over 1m. Failing since 2026-11-25 03:00 UTC.")
 
 
 def test_assignment_group_follows_the_owner_map_with_a_default(tmp_path, snow, clock):

@@ -116,11 +116,21 @@ def header(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def facts(card: dict[str, Any]) -> dict[str, str]:
-    """The main FactSet (the one with Status / Severity / Entity)."""
+    """The lifecycle FactSet (since when, how often, who owns it)."""
     for block in card["body"]:
-        if block["type"] == "FactSet" and any(f["title"] == "Status" for f in block["facts"]):
+        if block["type"] == "FactSet" and any(f["title"] in ("Failing since", "Recovered at") for f in block["facts"]):
             return {f["title"]: f["value"] for f in block["facts"]}
-    raise AssertionError("card has no main FactSet")
+    raise AssertionError("card has no lifecycle FactSet")
+
+
+def what_failed(card: dict[str, Any]) -> dict[str, str]:
+    """The kind's curated facts (the "What failed" section), empty when there is none."""
+    for block in card["body"]:
+        if block["type"] == "Container" and not block.get("bleed"):
+            for item in block["items"]:
+                if item["type"] == "FactSet":
+                    return {f["title"]: f["value"] for f in item["facts"]}
+    return {}
 
 
 def actions(card: dict[str, Any]) -> dict[str, str]:
@@ -136,11 +146,14 @@ def detail_texts(card: dict[str, Any]) -> list[str]:
     ]
 
 
+def card_texts(card: dict[str, Any]) -> list[str]:
+    """The headline, then every top-level text block, in order."""
+    return [header(card)["items"][1]["text"]] + [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
+
+
 def has_details(card: dict[str, Any]) -> bool:
-    return any(
-        block["type"] == "Container" and any(i.get("text") == "Details" for i in block["items"])
-        for block in card["body"]
-    )
+    """The long error text is on the card."""
+    return bool(detail_texts(card))
 
 
 # -- setup -------------------------------------------------------------------------------------
@@ -201,11 +214,11 @@ def test_202_accepted_on_first_post(tmp_path, teams, clock):
     [request] = teams.settled()
     assert request.accepted and request.response.status == 202
     card = card_of(request)
-    assert header(card)["style"] == "attention"
+    assert header(card)["style"] == "emphasis"  # ERROR: red title on grey; CRITICAL is a filled red header
     assert header(card)["items"][0]["text"] == "ERROR · NEW"
-    assert header(card)["items"][1]["text"] == "run loans_daily is failing"
-    assert facts(card)["Entity"] == "loans_daily"
-    assert facts(card)["Run"] == "0b7e4a6c"
+    assert header(card)["items"][1] == {**header(card)["items"][1], "text": "run loans_daily is failing", "color": "Attention"}
+    assert facts(card)["Owner"] == "team:data-eng" and facts(card)["Failures"] == "1 in a row"
+    assert "Status" not in facts(card) and "Severity" not in facts(card)  # the badge says it once
     assert actions(card) == {"Open run": RUN_URL, "Runbook": RUNBOOK_URL}
     assert waits == []
     assert_each_delivered_once(teams, router, 1)
@@ -262,7 +275,7 @@ def test_413_is_retried_at_once_with_a_minimal_card(tmp_path, teams, clock):
     assert len(minimal_req.body) < len(full_req.body)
     full, minimal = card_of(full_req), card_of(minimal_req)
     assert has_details(full) and not has_details(minimal)
-    assert any("Details trimmed" in b.get("text", "") for b in minimal["body"])
+    assert any("trimmed to fit" in i.get("text", "") for b in minimal["body"] if b["type"] == "Container" for i in b["items"])
     assert header(minimal) == header(full)
     assert facts(minimal) == facts(full)
     assert actions(minimal) == actions(full) == {"Open run": RUN_URL, "Runbook": RUNBOOK_URL}
@@ -301,39 +314,44 @@ def test_timeout_then_202_is_not_delivered_twice(tmp_path, teams, clock):
 
 
 @pytest.mark.parametrize(
-    ("details", "expect_details"),
+    "details",
     [
-        # 40 long values: too big at 1500 chars each, fits once each is cut to 400
-        ({f"log_{i:02d}": f"line {i}: " + "x" * 3000 for i in range(40)}, True),
-        # 400 values: too big even at 120 chars each, so details go and a note says so
-        ({f"step_{i:03d}": f"step {i} failed: " + "y" * 300 for i in range(400)}, False),
+        {f"log_{i:02d}": f"line {i}: " + "x" * 3000 for i in range(40)},  # 40 long values
+        {f"step_{i:03d}": f"step {i} failed: " + "y" * 300 for i in range(400)},  # 400 values
     ],
-    ids=["trimmed-details", "details-dropped"],
+    ids=["long-values", "many-values"],
 )
-def test_card_over_28kb_is_trimmed_keeping_header_facts_and_actions(tmp_path, teams, clock, details, expect_details):
+def test_huge_details_make_a_curated_card_under_the_limit(tmp_path, teams, clock, details):
     router, _ = teams_router(tmp_path, teams, clock)
 
     result = router.process([failing(clock, details=details)])
 
     [notification] = result.notifications
-    untrimmed = payload_size(wrap_message(build_card(notification)))
-    assert untrimmed > DEFAULT_MAX_BYTES  # the test really needs trimming
     [request] = teams.settled()  # one post: no 413 from the server
     assert request.accepted
     assert len(request.body) <= FakeTeamsWorkflow.MAX_BYTES
     card = card_of(request)
-    reference = build_card(notification, detail_limit=0, include_details=False)
-    assert header(card) == header(reference)
-    assert facts(card) == facts(reference) and facts(card)["Entity"] == "loans_daily"
+    assert header(card) == header(build_card(notification, detail_limit=0, include_details=False))
+    assert len(what_failed(card)) <= 5  # curated, not dumped
+    assert all(len(v) <= 300 for v in what_failed(card).values())
     assert actions(card) == {"Open run": RUN_URL, "Runbook": RUNBOOK_URL}
-    assert has_details(card) is expect_details
-    if expect_details:
-        texts = detail_texts(card)
-        assert len(texts) == len(details)
-        assert all(len(t) <= 400 and t.endswith("…") for t in texts)
-    else:
-        assert any("Details trimmed" in b.get("text", "") for b in card["body"])
     assert_each_delivered_once(teams, router, 1)
+
+
+def test_a_41kb_check_description_cannot_make_a_41kb_card(tmp_path, teams, clock):
+    """A real project had a check description of 41 KB: it became the card's headline."""
+    summary = "Check row_count_ok on loans failed: " + "the loan extract is short; " * 1500
+    router, _ = teams_router(tmp_path, teams, clock)
+
+    result = router.process([make_event("loans:row_count_ok", at=clock.now, kind="asset_check", summary=summary)])
+
+    [notification] = result.notifications
+    [request] = teams.settled()
+    card = card_of(request)
+    assert len(request.body) < 8_000  # the whole message, not just under 28 KB
+    assert len(header(card)["items"][1]["text"]) <= 180 and header(card)["items"][1]["text"].endswith("…")
+    minimal = wrap_message(build_card(notification, detail_limit=0, include_details=False))  # the 413 fallback
+    assert payload_size(minimal) < 8_000
 
 
 def test_failure_then_recovery_sends_new_card_then_green_recovered_card(tmp_path, teams, clock):
@@ -348,15 +366,15 @@ def test_failure_then_recovery_sends_new_card_then_green_recovered_card(tmp_path
     new_req, recovered_req = teams.settled()
     new, recovered = card_of(new_req), card_of(recovered_req)
 
-    assert header(new)["style"] == "attention"
+    assert header(new)["style"] == "emphasis"
     assert header(new)["items"][0]["text"] == "ERROR · NEW"
-    assert facts(new)["Status"] == "New" and "Broken for" not in facts(new)
+    assert "Failing since" in facts(new) and "Broken for" not in facts(new)
 
     assert header(recovered)["style"] == "good"
     assert header(recovered)["items"][0] == {**header(recovered)["items"][0], "text": "RECOVERED", "color": "Good"}
-    assert header(recovered)["items"][1]["text"] == "loans_daily recovered (dagster run)"
+    assert header(recovered)["items"][1]["text"] == "Recovered: loans_daily"
+    assert card_texts(recovered)[1] == "Recovered after 1h 30m and 1 failure(s)."
     recovered_facts = facts(recovered)
-    assert recovered_facts["Status"] == "Recovered"
     assert recovered_facts["Broken for"] == "1h 30m"
     assert recovered_facts["Recovered at"] == "2026-11-25 04:30 UTC"
     assert not has_details(recovered)

@@ -17,7 +17,6 @@ Document Format for Jira Cloud, wiki text for Jira Data Center, plain text for S
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -84,13 +83,14 @@ class TicketText:
 def ticket_text(notification: Notification) -> TicketText:
     """What the ticket says when it is opened (the description)."""
     ev = notification.event
-    facts = tuple((label, redact(value)) for label, value in notification.facts() if label not in ("Status", "Ticket"))
-    details = []
-    for key, value in list(ev.details.items())[:MAX_DETAILS]:
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        text = truncate(redact(text).strip(), DETAIL_LIMIT)
-        if text:
-            details.append((key.replace("_", " ").capitalize(), text))
+    # absolute times: a ticket is read hours later, when "(0s ago)" is false
+    facts = (("Severity", notification.severity.value.upper()),) + tuple(
+        (label, redact(value)) for label, value in notification.lifecycle_facts(relative=False) if label != "Ticket"
+    )
+    shown = notification.presentation
+    details = [(label, truncate(redact(value).strip(), DETAIL_LIMIT)) for label, value in shown.facts[:MAX_DETAILS]]
+    if shown.text:
+        details.append((shown.text_label or "Details", truncate(redact(shown.text).strip(), DETAIL_LIMIT)))
     links = tuple((LINK_TITLES.get(k, k.replace("_", " ").title()), url) for k, url in ev.links.items() if url)
     return TicketText(
         summary=one_line(notification.headline, 200),
@@ -120,7 +120,7 @@ def update_text(notification: Notification, *, extra: str = "") -> str:
         at = inc.recovered_at.strftime("%Y-%m-%d %H:%M UTC") if inc.recovered_at else "now"
         text = f"Recovered at {at}, broken for {broken} ({failures} since {since})."
     elif notification.transition is Transition.ESCALATED:
-        text = f"Escalated to {notification.severity.value.upper()}: {failures} since {since}.{last_error}"
+        text = f"{notification.transition_line} Failing since {since}.{last_error}"
     else:
         last = inc.last_failed_at or inc.first_failed_at
         text = f"Still failing: {failures} since {since} ({format_duration(last - inc.first_failed_at)} so far).{last_error}"

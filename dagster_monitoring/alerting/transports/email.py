@@ -24,7 +24,15 @@ from .base import DeliveryResult
 
 _log = get_logger(__name__)
 _SEVERITY_COLOUR = {"warn": "#b7791f", "error": "#c53030", "critical": "#9b2c2c"}
-_LINK_TITLES = {"run": "Open run", "asset_check": "Asset check", "dbt_artifacts": "dbt artifacts", "runbook": "Runbook"}
+_LINK_TITLES = {
+    "run": "Open run",
+    "fixed_by_run": "Run that fixed it",
+    "failed_run": "Failing run",
+    "asset_check": "Asset check",
+    "sensor": "Open sensor",
+    "dbt_artifacts": "dbt artifacts",
+    "runbook": "Runbook",
+}
 
 
 class EmailConfig(ReceiverConfigBase):
@@ -60,9 +68,12 @@ def _message_id(notification: Notification, transition: str) -> str:
 
 
 def build_email(config: EmailConfig, notification: Notification) -> EmailMessage:
+    """One subject per incident (clients thread it; the transition opens the body), plain labels,
+    values that wrap (long paths and URLs), no failure wording in a recovery."""
     ev = notification.event
+    recovered = notification.transition is Transition.RECOVERED
     msg = EmailMessage()
-    msg["Subject"] = redact(f"{config.subject_prefix} {notification.title}".strip())
+    msg["Subject"] = redact(f"{config.subject_prefix} {notification.thread_subject}".strip())
     msg["From"] = config.from_addr
     msg["To"] = ", ".join(config.to)
     msg["Date"] = format_datetime(notification.created_at)
@@ -75,38 +86,48 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
     msg["X-Dagster-Monitoring-Fingerprint"] = notification.incident.fingerprint
     msg["X-Dagster-Monitoring-Transition"] = notification.transition.value
 
-    facts = notification.facts()
-    links = dict(ev.links)
+    shown = notification.presentation
+    facts = notification.lifecycle_facts()
+    what = [] if recovered else shown.facts
+    error_text = None if recovered else shown.text
+    links = {_LINK_TITLES.get(k, k.replace("_", " ").capitalize()): v for k, v in ev.links.items() if v}
     ticket = notification.ticket
     if ticket and ticket.get("url"):
         links[f"Ticket {ticket['key']}"] = ticket["url"]
-    details = {k: redact(v) for k, v in ev.details.items()} if notification.transition is not Transition.RECOVERED else {}
+    badge = "RECOVERED" if recovered else f"{notification.severity.value.upper()} · {notification.status_label.upper()}"
 
-    text = [notification.title, ""]
-    if ev.summary:
-        text += [redact(ev.summary), ""]
+    text = [f"{badge}: {notification.headline}", notification.transition_line, ""]
     text += [f"{k}: {redact(v)}" for k, v in facts]
-    if details:
-        text += ["", "Details:"] + [f"  {k}: {v}" for k, v in details.items()]
+    if what:
+        text += ["", "What failed:"] + [f"  {k}: {redact(v)}" for k, v in what]
+    if error_text:
+        text += ["", f"{shown.text_label or 'Details'}:", redact(error_text)]
     text += ["", f"Next action: {notification.next_action}"]
     if links:
-        text += ["", "Links:"] + [f"  {_LINK_TITLES.get(k, k)}: {v}" for k, v in links.items()]
+        text += ["", "Links:"] + [f"  {k}: {v}" for k, v in links.items()]
     msg.set_content("\n".join(text))
 
-    colour = "#2f855a" if notification.transition is Transition.RECOVERED else _SEVERITY_COLOUR[notification.severity.value]
+    colour = "#2f855a" if recovered else _SEVERITY_COLOUR[notification.severity.value]
     e = html.escape
-    rows = "".join(f"<tr><th align='left' style='padding:2px 12px 2px 0'>{e(k)}</th><td>{e(redact(v))}</td></tr>" for k, v in facts)
-    detail_html = "".join(
-        f"<tr><th align='left' valign='top' style='padding:2px 12px 2px 0'>{e(k)}</th><td><pre style='margin:0;white-space:pre-wrap'>{e(v)}</pre></td></tr>"
-        for k, v in details.items()
-    )
-    link_html = " · ".join(f"<a href='{e(v, quote=True)}'>{e(_LINK_TITLES.get(k, k))}</a>" for k, v in links.items())
+    wrap = "overflow-wrap:anywhere;word-break:break-word"
+    th = "align='left' valign='top' style='padding:2px 12px 2px 0;white-space:nowrap'"
+
+    def table(rows: list[tuple[str, str]]) -> str:
+        return "<table>" + "".join(f"<tr><th {th}>{e(k)}</th><td style='{wrap}'>{e(redact(v))}</td></tr>" for k, v in rows) + "</table>"
+
+    link_html = " · ".join(f"<a href='{e(v, quote=True)}'>{e(k)}</a>" for k, v in links.items())
     body = (
-        f"<div style='font-family:sans-serif'>"
-        f"<div style='background:{colour};color:#fff;padding:8px 12px'><b>{e(notification.title)}</b></div>"
-        + (f"<p>{e(redact(ev.summary))}</p>" if ev.summary else "")
-        + f"<table>{rows}</table>"
-        + (f"<h4>Details</h4><table>{detail_html}</table>" if detail_html else "")
+        f"<div style='font-family:sans-serif;max-width:720px'>"
+        f"<div style='background:{colour};color:#fff;padding:8px 12px'><div style='font-size:12px'>{e(badge)}</div>"
+        f"<b style='{wrap}'>{e(notification.headline)}</b></div>"
+        f"<p>{e(notification.transition_line)}</p>"
+        + table(facts)
+        + (f"<h4>What failed</h4>{table(what)}" if what else "")
+        + (
+            f"<h4>{e(shown.text_label or 'Details')}</h4><pre style='margin:0;white-space:pre-wrap;{wrap}'>{e(redact(error_text))}</pre>"
+            if error_text
+            else ""
+        )
         + f"<p><b>Next action:</b> {e(notification.next_action)}</p>"
         + (f"<p>{link_html}</p>" if link_html else "")
         + "</div>"

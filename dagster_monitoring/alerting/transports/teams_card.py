@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..durations import format_duration
 from ..events import Severity
 from ..lifecycle import Transition
 from ..notification import Notification
@@ -23,17 +22,23 @@ CARD_VERSION = "1.5"
 DEFAULT_MAX_BYTES = 28_000  # Teams rejects payloads over ~28 KB with HTTP 413
 MAX_ACTIONS = 6
 
-_STYLE = {Severity.WARN: "warning", Severity.ERROR: "attention", Severity.CRITICAL: "attention"}
+# CRITICAL is a filled red header, ERROR a red title on a grey header, WARN yellow: a glance at
+# a channel tells them apart.
+_STYLE = {Severity.WARN: "warning", Severity.ERROR: "emphasis", Severity.CRITICAL: "attention"}
 _COLOR = {Severity.WARN: "Warning", Severity.ERROR: "Attention", Severity.CRITICAL: "Attention"}
+_BADGE_MARK = {Severity.WARN: "", Severity.ERROR: "", Severity.CRITICAL: "🔴 "}
 _LINK_TITLES = {
     "run": "Open run",
+    "fixed_by_run": "Run that fixed it",
+    "failed_run": "Failing run",
     "asset_check": "Asset check",
     "asset": "Asset",
+    "sensor": "Open sensor",
     "dbt_artifacts": "dbt artifacts",
     "runbook": "Runbook",
     "logs": "Logs",
 }
-# Detail levels tried in order until the payload fits: (max chars per detail value, keep details?)
+# Detail levels tried in order until the payload fits: (max chars of the error text, keep it?)
 _DETAIL_LEVELS = ((1500, True), (400, True), (120, True), (0, False))
 
 
@@ -48,24 +53,38 @@ def _links(notification: Notification) -> list[dict[str, Any]]:
     return actions[:MAX_ACTIONS]
 
 
-def _details_block(notification: Notification, limit: int) -> list[dict[str, Any]]:
-    details = notification.event.details
-    if not details:
-        return []
-    facts, long_texts = [], []
-    for key, value in details.items():
-        text = redact(value if isinstance(value, str) else json.dumps(value, default=str))
-        if len(text) > 80 or "\n" in text:
-            long_texts.append((key, truncate(text, limit)))
-        else:
-            facts.append({"title": key.replace("_", " ").capitalize(), "value": truncate(text, limit)})
-    items: list[dict[str, Any]] = [{"type": "TextBlock", "text": "Details", "weight": "Bolder", "spacing": "Medium"}]
-    if facts:
-        items.append({"type": "FactSet", "facts": facts})
-    for key, text in long_texts:
-        items.append({"type": "TextBlock", "text": key.replace("_", " ").capitalize(), "isSubtle": True, "spacing": "Small"})
-        items.append({"type": "TextBlock", "text": text, "wrap": True, "fontType": "Monospace", "size": "Small", "spacing": "None"})
-    return [{"type": "Container", "items": items}]
+def _facts(rows: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": "FactSet", "facts": [{"title": k, "value": redact(v)} for k, v in rows]}
+
+
+def _what_failed(notification: Notification, limit: int, include_text: bool) -> list[dict[str, Any]]:
+    shown = notification.presentation
+    items: list[dict[str, Any]] = []
+    if shown.facts:
+        items.append({"type": "TextBlock", "text": "What failed", "weight": "Bolder", "spacing": "Medium"})
+        items.append(_facts([(k, truncate(v, max(limit, 120))) for k, v in shown.facts]))
+    if shown.text and include_text:
+        items.append({"type": "TextBlock", "text": shown.text_label or "Details", "isSubtle": True, "spacing": "Small"})
+        items.append(
+            {
+                "type": "TextBlock",
+                "text": truncate(shown.text, limit),
+                "wrap": True,
+                "fontType": "Monospace",
+                "size": "Small",
+                "spacing": "None",
+            }
+        )
+    elif shown.text:
+        items.append(
+            {
+                "type": "TextBlock",
+                "text": "Error text trimmed to fit Teams' size limit; open the run for all of it.",
+                "isSubtle": True,
+                "wrap": True,
+            }
+        )
+    return [{"type": "Container", "items": items}] if items else []
 
 
 def build_card(notification: Notification, detail_limit: int = 1500, include_details: bool = True) -> dict[str, Any]:
@@ -74,8 +93,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
     severity = notification.severity
     style = "good" if recovered else _STYLE[severity]
     color = "Good" if recovered else _COLOR[severity]
-    badge = "RECOVERED" if recovered else f"{severity.value.upper()} · {notification.status_label.upper()}"
-    ev = notification.event
+    badge = "RECOVERED" if recovered else f"{_BADGE_MARK[severity]}{severity.value.upper()} · {notification.status_label.upper()}"
 
     header = {
         "type": "Container",
@@ -83,31 +101,22 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
         "bleed": True,
         "items": [
             {"type": "TextBlock", "text": badge, "weight": "Bolder", "size": "Small", "color": color, "spacing": "None"},
-            {"type": "TextBlock", "text": redact(notification.headline), "weight": "Bolder", "size": "Large", "wrap": True},
+            {
+                "type": "TextBlock",
+                "text": redact(notification.headline),
+                "weight": "Bolder",
+                "size": "Large",
+                "wrap": True,
+                **({"color": "Attention"} if severity is Severity.ERROR and not recovered else {}),
+            },
         ],
     }
     body: list[dict[str, Any]] = [header]
-    if recovered and notification.incident.broken_for is not None:
-        body.append(
-            {
-                "type": "TextBlock",
-                "text": f"Back to healthy after {format_duration(notification.incident.broken_for)} broken.",
-                "wrap": True,
-                "color": "Good",
-            }
-        )
-    body.append({"type": "FactSet", "facts": [{"title": k, "value": redact(v)} for k, v in notification.facts()]})
-    if include_details and not recovered:
-        body.extend(_details_block(notification, detail_limit))
-    elif not include_details and ev.details:
-        body.append(
-            {
-                "type": "TextBlock",
-                "text": "Details trimmed to fit Teams' size limit; open the run for the full error.",
-                "isSubtle": True,
-                "wrap": True,
-            }
-        )
+    if notification.transition is not Transition.NEW:
+        body.append({"type": "TextBlock", "text": notification.transition_line, "wrap": True, "color": "Good" if recovered else "Default"})
+    body.append(_facts(notification.lifecycle_facts()))
+    if not recovered:
+        body.extend(_what_failed(notification, detail_limit, include_details))
     body.append(
         {
             "type": "TextBlock",
@@ -131,7 +140,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
         "type": "AdaptiveCard",
         "$schema": CARD_SCHEMA,
         "version": CARD_VERSION,
-        "msteams": {"width": "Full"},
+        "msteams": {"width": "Full"},  # Teams-only; the strict 1.5 schema does not know it (tests allow exactly this)
         "body": body,
     }
     actions = _links(notification)
