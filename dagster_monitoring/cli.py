@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import shlex
 import sys
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -33,6 +38,7 @@ def _load(path: str) -> MonitoringConfig:
 
 
 @click.group()
+@click.version_option(package_name="dagster-monitoring", prog_name="dagster-monitoring", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="log delivery attempts")
 def main(verbose: bool) -> None:
     """Stateful alerts, audit trail and data-quality checks for Dagster."""
@@ -156,44 +162,321 @@ def audit_init(config_path: str | None) -> None:
     except AuditSinkError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    where = getattr(trail.sink, "path", None) or f"{getattr(trail.sink, 'project_id', '')}.{getattr(trail.sink, 'dataset', '')}"
-    click.echo(f"audit trail ready at {where}: {len(schema.tables())} tables, {len(schema.views())} views")
+    click.echo(f"audit trail ready at {_where(trail.sink)}: {len(schema.tables())} tables, {len(schema.views())} views")
+
+
+@dataclass(frozen=True)
+class ViewLayout:
+    """How ``audit query`` shows one view: the ORDER BY it runs (BigQuery SQL, transpiled like the
+    views, so both sinks agree) and the table's columns as (column, header); () shows them all."""
+
+    order_by: str
+    columns: tuple[tuple[str, str], ...] = ()
+    cut: Mapping[str, int] = field(default_factory=dict)  # text columns that may be cut to fit, and the width kept if possible
+
+
+def _by_severity(column: str) -> str:
+    return f"CASE UPPER({column}) WHEN 'CRITICAL' THEN 0 WHEN 'ERROR' THEN 1 WHEN 'WARN' THEN 2 ELSE 3 END"
+
+
+# The on-call reads the worst first, then the oldest; ties are broken down to the row's key, so
+# the same trail always prints in the same order (on DuckDB and BigQuery alike).
+LAYOUTS: dict[str, ViewLayout] = {
+    "vw_recent_failures": ViewLayout(
+        order_by=f"{_by_severity('severity')}, failing_since, entity_type, entity",
+        columns=(
+            ("entity_type", "type"),
+            ("entity", "entity"),
+            ("severity", "severity"),
+            ("failing_since", "failing since"),
+            ("failures_in_streak", "streak"),
+            ("owners", "owners"),
+            ("last_error", "last error"),
+        ),
+        cut={"entity": 26, "owners": 11, "last_error": 10},
+    ),
+    "vw_open_alerts": ViewLayout(
+        order_by=f"{_by_severity('severity')}, opened_at, fingerprint",
+        columns=(
+            ("severity", "severity"),
+            ("fingerprint", "fingerprint"),
+            ("state", "state"),
+            ("opened_at", "opened"),
+            ("failures_seen", "fails"),
+            ("notifications", "sent"),
+            ("ticket_key", "ticket"),
+        ),
+        cut={"fingerprint": 30, "ticket_key": 10},
+    ),
+    "vw_run_summary": ViewLayout(
+        order_by="run_date DESC, job_name",
+        columns=(
+            ("job_name", "job"),
+            ("run_date", "date"),
+            ("runs", "runs"),
+            ("failures", "failed"),
+            ("success_rate", "success"),
+            ("p50_duration_s", "p50 s"),
+            ("p95_duration_s", "p95 s"),
+            ("last_status", "last status"),
+            ("last_run_at", "last run"),
+        ),
+        cut={"job_name": 16},
+    ),
+    "vw_failures_9d": ViewLayout(
+        order_by="failures_9d DESC, entity_type, entity, day",
+        columns=(
+            ("entity_type", "type"),
+            ("entity", "entity"),
+            ("day", "day"),
+            ("outcomes", "outcomes"),
+            ("failures", "failures"),
+            ("failures_9d", "9d"),
+            ("days_with_failures_9d", "days 9d"),
+        ),
+        cut={"entity": 30},
+    ),
+    "vw_flaky_checks": ViewLayout(
+        order_by="flips DESC, failures DESC, entity_type, entity",
+        columns=(
+            ("entity_type", "type"),
+            ("entity", "entity"),
+            ("outcomes", "outcomes"),
+            ("failures", "failures"),
+            ("flips", "flips"),
+            ("last_event_at", "last event"),
+        ),
+        cut={"entity": 30},
+    ),
+    "vw_dbt_test_results": ViewLayout(
+        order_by=(
+            "CASE status WHEN 'error' THEN 0 WHEN 'fail' THEN 0 WHEN 'warn' THEN 1 ELSE 2 END, "
+            "is_critical DESC, model, test_name, unique_id"
+        ),
+        columns=(
+            ("status", "status"),
+            ("previous_status", "before"),
+            ("is_critical", "critical"),
+            ("model", "model"),
+            ("test_name", "test"),
+            ("failures", "rows"),
+            ("owners", "owners"),
+            ("message", "message"),
+        ),
+        cut={"model": 12, "test_name": 20, "owners": 9, "message": 12},
+    ),
+    "vw_entity_events": ViewLayout(
+        order_by="event_ts DESC, entity_type, entity, run_id, error",
+        columns=(
+            ("event_ts", "at"),
+            ("entity_type", "type"),
+            ("entity", "entity"),
+            ("failed", "failed"),
+            ("severity", "severity"),
+            ("owners", "owners"),
+            ("error", "error"),
+        ),
+        cut={"entity": 26, "owners": 11, "error": 10},
+    ),
+}
+TABLE_LAYOUT = ViewLayout(order_by="event_ts DESC, event_id")  # base tables: newest first, every column
+TABLE_WIDTH = 100  # a view's table fits a 100-column terminal
+TABLE_CELL_WIDTH = 40  # a base table has too many columns to fit: each cell is cut instead
+
+
+def _where(sink: object) -> str:
+    path = getattr(sink, "path", None)
+    return str(path) if path else f"{getattr(sink, 'project_id', '')}.{getattr(sink, 'dataset', '')}"
+
+
+def _init_command(config_path: str | None) -> str:
+    return "dagster-monitoring audit init" + (f" --config {shlex.quote(config_path)}" if config_path else "")
+
+
+def _fetch(sink: object, name: str, limit: int | None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """``name`` in its documented order, in the sink's dialect and dataset."""
+    from .audit import schema
+    from .audit.sinks.duckdb import DuckDBSink
+
+    layout = LAYOUTS.get(name, TABLE_LAYOUT)
+    sql = f"SELECT * FROM {schema.CANONICAL_DATASET}.{name} ORDER BY {layout.order_by}" + (f" LIMIT {int(limit)}" if limit else "")
+    if isinstance(sink, DuckDBSink):
+        return sink.query(schema.query_sql(sql, "duckdb", sink.dataset))
+    return sink.query(schema.query_sql(sql, "bigquery", sink.dataset, sink.project_id))  # type: ignore[attr-defined]
 
 
 @audit.command("query")
 @click.argument("view")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: chosen columns fitted to 100 characters; json (an array of objects) and csv: every column, full values, ISO timestamps in UTC",
+)
+@click.option("--wide", is_flag=True, help="table: every column, nothing cut")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="rows at most; 0: all")
 @_config_option
-def audit_query(view: str, limit: int, config_path: str | None) -> None:
-    """Print VIEW (e.g. vw_recent_failures) as a table."""
-    trail = _trail(config_path)
+def audit_query(view: str, fmt: str, wide: bool, limit: int, config_path: str | None) -> None:
+    """Print VIEW (e.g. vw_recent_failures), worst and oldest first.
+
+    Order: failures by severity (CRITICAL, ERROR, WARN) then failing since, oldest first;
+    vw_run_summary newest day first; vw_failures_9d and vw_flaky_checks most failures/flips first;
+    vw_dbt_test_results failing first; vw_entity_events and tables newest first."""
+    from .alerting.redact import redact
+    from .audit import schema
+    from .audit.sinks.duckdb import DuckDBSink
+
     try:
-        columns, rows = trail.sink.query_view(view, limit)
+        schema.require_object(view)
     except KeyError as exc:
         click.echo(f"error: {exc.args[0]}", err=True)
         sys.exit(2)
-    click.echo(format_table(columns, rows))
+    sink = _trail(config_path).sink
+    if isinstance(sink, DuckDBSink) and not sink.path.is_file():  # reading never creates a trail (only init does)
+        click.echo(f"error: no audit trail at {sink.path}: run the demo or `{_init_command(config_path)}`", err=True)
+        sys.exit(1)
+    try:
+        columns, rows = _fetch(sink, view, limit + 1 if limit else None)  # one more: are there more?
+    except Exception as exc:  # DuckDB / BigQuery errors: say where, and how to create what is missing
+        missing = type(exc).__name__ in {"CatalogException", "NotFound"}  # duckdb's, google.api_core's
+        hint = f"; `{_init_command(config_path)}` creates what is missing" if missing else ""
+        reason = (redact(exc).strip().splitlines() or [type(exc).__name__])[0]  # duckdb adds the query, marked up
+        click.echo(f"error: cannot read {view} from the audit trail at {_where(sink)}: {reason}{hint}", err=True)
+        sys.exit(1)
+    more = bool(limit) and len(rows) > limit
+    rows = rows[:limit] if limit else rows
+    if fmt == "json":
+        click.echo(format_json(columns, rows))
+    elif fmt == "csv":
+        click.echo(format_csv(columns, rows), nl=False)
+    else:
+        click.echo(format_view(view, columns, rows, wide=wide, more=more))
+    if more and fmt != "table":
+        click.echo(f"note: the first {limit} rows; more: raise --limit (0: all)", err=True)
 
 
-def format_table(columns: Sequence[str], rows: Sequence[tuple], max_width: int = 60) -> str:
-    """A plain-text table; long values are cut with an ellipsis."""
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
-    def cell(value: object) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, datetime):
-            text = value.isoformat(sep=" ", timespec="seconds")
-        elif isinstance(value, date):  # vw_run_summary.run_date; date.isoformat takes no arguments
-            text = value.isoformat()
-        else:
-            text = str(value)
-        return truncate(text.replace("\n", " "), max_width)
 
-    cells = [[cell(v) for v in row] for row in rows]
+def _plain(value: object) -> object:
+    """A value for JSON and CSV: full, timestamps as ISO 8601 in UTC."""
+    if isinstance(value, datetime):
+        return _utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)
+
+
+def format_json(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> str:
+    """A JSON array of one object per row, every column, full values."""
+    return json.dumps([{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows], indent=2, ensure_ascii=False)
+
+
+def format_csv(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> str:
+    """CSV with a header row, every column, full values; booleans as true/false, NULL as empty."""
+
+    def cell(value: object) -> object:
+        value = _plain(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(v) for v in row] for row in rows)
+    return out.getvalue()
+
+
+def format_view(view: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], *, wide: bool = False, more: bool = False) -> str:
+    """The table ``audit query`` prints: the view's chosen columns under short headers, fitted to
+    100 characters (``wide``: every column under its name, nothing cut)."""
+    layout = LAYOUTS.get(view, TABLE_LAYOUT)
+    chosen = [(c, c) for c in columns] if wide or not layout.columns else [(c, h) for c, h in layout.columns if c in columns]
+    index = [columns.index(c) for c, _ in chosen]
+    cells = [tuple(_rate(r[i]) if columns[i].endswith("_rate") else r[i] for i in index) for r in rows]
+    note = "more rows: raise --limit (0: all)" if more else ""
+    headers = [h for _, h in chosen]
+    if wide:
+        return format_table(headers, cells, max_width=None, note=note)
+    if not layout.columns:
+        return format_table(headers, cells, max_width=TABLE_CELL_WIDTH, seconds=False, note=note)
+    cut = {h: layout.cut[c] for c, h in chosen if c in layout.cut}
+    return format_table(headers, cells, max_width=None, width=TABLE_WIDTH, cut=cut, seconds=False, note=note)
+
+
+class _Percent(float):
+    """A ``*_rate`` value (0..1) the table shows as a percentage."""
+
+
+def _rate(value: object) -> object:
+    return _Percent(value) if isinstance(value, (float, Decimal, int)) and not isinstance(value, bool) else value
+
+
+def _cell(value: object, seconds: bool = True) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return _utc(value).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    if isinstance(value, date):  # vw_run_summary.run_date; date.isoformat takes no arguments
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _Percent):
+        return f"{value * 100:.1f}%"
+    if isinstance(value, (float, Decimal)):
+        return f"{float(value):.1f}"
+    return " ".join(str(value).split())  # newlines and runs of blanks would break the rows
+
+
+def format_table(
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    max_width: int | None = 60,
+    *,
+    width: int | None = None,
+    cut: Mapping[str, int] | None = None,
+    seconds: bool = True,
+    note: str = "",
+) -> str:
+    """A plain-text table. Cells longer than ``max_width`` are cut with an ellipsis; with
+    ``width``, the widest of the ``cut`` columns (default: any) loses a character until the
+    table fits, first down to the width ``cut`` keeps for it, then down to its header. Timestamps print in UTC, without microseconds (``seconds=False``: to the
+    minute), numbers with one decimal, numeric columns right-aligned."""
+    cells = [[_cell(v, seconds) for v in row] for row in rows]
+    if max_width is not None:
+        cells = [[truncate(c, max_width) for c in row] for row in cells]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)).rstrip()  # noqa: E731
+    if width is not None:
+        budget = width - 2 * (len(columns) - 1)
+        cuttable = [i for i, c in enumerate(columns) if cut is None or c in cut]
+        least = {i: max(len(columns[i]), 3) for i in cuttable}  # the header stays whole
+        for floor in ({i: max(least[i], (cut or {}).get(columns[i], 8)) for i in cuttable}, least):
+            while sum(widths) > budget:  # the widest loses a character; on a tie the rightmost
+                shrinking = [i for i in cuttable if widths[i] > floor[i]]
+                if not shrinking:
+                    break
+                widths[max(shrinking, key=lambda i: (widths[i], i))] -= 1
+    numeric = [
+        bool(rows) and all(isinstance(r[i], (int, float, Decimal)) and not isinstance(r[i], bool) for r in rows if r[i] is not None)
+        for i in range(len(columns))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        fitted = [truncate(v, w) for v, w in zip(values, widths, strict=True)]
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(fitted, widths, numeric, strict=True)).rstrip()
+
+    timed = any(isinstance(v, datetime) for row in rows for v in row)
+    footer = f"{len(rows)} row{'s' if len(rows) != 1 else ''}" + (", times in UTC" if timed else "") + (f"; {note}" if note else "")
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    out.append(f"({footer})")
     return "\n".join(out)
 
 

@@ -79,9 +79,37 @@ def test_console_script_is_installed():
 
 
 def test_format_table_shows_dates_and_timestamps():
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime, timedelta, timezone
 
     from dagster_monitoring.cli import format_table
 
-    text = format_table(["run_date", "last_run_at"], [(date(2026, 12, 2), datetime(2026, 12, 2, 3, 4, 5, 678, tzinfo=timezone.utc))])
-    assert "2026-12-02  2026-12-02 03:04:05+00:00" in text and "(1 row)" in text
+    at = datetime(2026, 12, 2, 3, 4, 5, 678, tzinfo=timezone.utc)
+    text = format_table(["run_date", "last_run_at"], [(date(2026, 12, 2), at)])
+    assert "2026-12-02  2026-12-02 03:04:05" in text and "678" not in text and text.endswith("(1 row, times in UTC)")
+    # another offset is shown in UTC; seconds=False keeps the minute
+    cet = at.astimezone(timezone(timedelta(hours=1)))
+    assert "2026-12-02 03:04\n" in format_table(["at"], [(cet,)], seconds=False) + "\n"
+
+
+def test_format_table_fits_the_width_by_cutting_the_widest_text_column():
+    from dagster_monitoring.cli import format_table
+
+    rows = [("loans_daily", "E" * 120, "team:data-eng", 12.345, True), ("x", "short", None, 3.0, False)]
+    text = format_table(["job", "error", "owners", "seconds", "ok"], rows, max_width=None, width=60, cut={"error": 10, "owners": 8})
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 60
+    assert lines[2].startswith("loans_daily  EEE") and "…" in lines[2]  # the error is cut ...
+    assert "team:data-eng" in lines[2] and "12.3  true" in lines[2]  # ... the others fit whole, numbers to 1 decimal
+    assert lines[3].split() == ["x", "short", "3.0", "false"]
+    assert lines[0].index("seconds") < lines[2].index("12.3")  # numbers are right-aligned under their header
+
+
+def test_version_is_the_installed_distribution_version():
+    from importlib.metadata import version
+
+    expected = f"dagster-monitoring {version('dagster-monitoring')}"
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == expected
+    exe = shutil.which("dagster-monitoring") or ".venv/bin/dagster-monitoring"
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == expected

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import sqlglot
 from sqlglot import exp
@@ -20,6 +21,8 @@ from sqlglot import exp
 from ..shipped import shipped_dir
 
 CANONICAL_DATASET = "dagster_audit"
+
+_Node = TypeVar("_Node", bound=exp.Expression)
 
 
 def sql_root() -> Path:
@@ -135,7 +138,7 @@ def require_object(name: str) -> str:
     return name
 
 
-def _retarget(ast: exp.Create, dataset: str, project: str | None) -> exp.Create:
+def _retarget(ast: _Node, dataset: str, project: str | None) -> _Node:
     """Point every reference to the canonical dataset at the configured one."""
     ast = ast.copy()
     for ref in ast.find_all(exp.Table):
@@ -159,6 +162,14 @@ def duckdb_sql(ast: exp.Create, schema: str) -> str:
     for node in ast.find_all(exp.Expression):
         node.comments = None
     return ast.sql("duckdb", pretty=True)
+
+
+def query_sql(sql: str, dialect: str, dataset: str, project: str | None = None) -> str:
+    """A read query written like the views (BigQuery SQL on ``dagster_audit``) for one sink's
+    dialect (``bigquery`` | ``duckdb``) and dataset: the CLI's ORDER BYs are written once too."""
+    parsed = cast(exp.Expression, sqlglot.parse_one(sql, read="bigquery"))
+    ast = _retarget(parsed, dataset, project if dialect == "bigquery" else None)
+    return ast.sql(dialect)
 
 
 def iter_all() -> Iterator[tuple[str, str, exp.Create]]:

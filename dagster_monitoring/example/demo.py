@@ -313,6 +313,7 @@ def _run_demo(home: Path, config: Path | None, user_config: Mapping[str, Any] | 
     where += [
         ("audit trail (DuckDB)", str(result.audit_file)),
         ("Dagster and dbt logs", str(result.log_file)),
+        ("what is failing", shell_command({"DAGSTER_HOME": home}, "dagster-monitoring", "audit", "query", "vw_recent_failures")),
         ("query the trail", shell_command({"DAGSTER_HOME": home}, "dagster-monitoring", "audit", "query", "vw_run_summary")),
         ("browse it", shell_command(homes, "dagster", "dev", "-m", "dagster_monitoring.example.definitions")),
     ]

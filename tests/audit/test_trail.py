@@ -128,3 +128,52 @@ def test_successes_with_no_incident_open_write_no_decision_rows(trail, tmp_path,
         clock.now = tl.at(hour)
         assert [d.observation.value for d in router.process([make_event("loans_daily", "passing", at=clock.now)]).decisions] == ["healthy"]
     assert count(trail, "alert_notifications") == 0
+
+
+def rows_of(trail, view, where=""):
+    columns, rows = trail.sink.query(f"SELECT * FROM audit_test.{view} {where}")
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def test_a_dbt_test_recorded_as_check_and_as_dbt_result_is_one_row(trail):
+    """Dagster records a dbt test twice (asset check + dbt result, same run and name): the views
+    show it once, with the alert's severity and entity, the test's owner, dbt's message, the run URL."""
+    trail.write(tl.dbt_in_dagster_failing())
+    failing = rows_of(trail, "vw_recent_failures")
+    assert len(failing) == 2 and {r["entity_type"] for r in failing} == {"dbt_test"}
+    by_entity = {r["entity"]: r for r in failing}
+    critical = by_entity[f"stg_loans:{tl.CRITICAL_DBT}"]  # the alert's entity: asset key, test name
+    assert critical["severity"] == "CRITICAL"  # the alert's severity, not the check's ERROR
+    assert critical["owners"] == "team:lending"  # the dbt test's owner (the check row has none)
+    assert critical["last_error"] == "Got 1 results, configured to fail if != 0"  # dbt's message
+    assert critical["last_run_url"] == tl.URL + "d1" and critical["last_run_id"] == "d1"  # dbt's row has no URL: the check's
+    warn = by_entity[f"stg_loans:{tl.WARN_DBT}"]
+    assert warn["severity"] == "WARN" and warn["owners"] == "team:lending-ops"  # a non-critical test alerts as WARN
+
+    trail.write(tl.dbt_in_dagster_fixed())
+    failing = {r["entity"]: r for r in rows_of(trail, "vw_recent_failures")}
+    assert set(failing) == {f"stg_loans:{tl.WARN_DBT}"}  # the fixed test disappeared, as one
+    assert failing[f"stg_loans:{tl.WARN_DBT}"]["failures_in_streak"] == 2
+    events = rows_of(trail, "vw_entity_events", f"WHERE entity LIKE '%{tl.CRITICAL_DBT}' ORDER BY event_ts")
+    assert [(e["entity_type"], e["failed"], e["run_id"]) for e in events] == [("dbt_test", True, "d1"), ("dbt_test", False, "d2")]
+    nine_days = rows_of(trail, "vw_failures_9d", f"WHERE entity LIKE '%{tl.CRITICAL_DBT}'")
+    assert [(r["entity"], r["outcomes"], r["failures"]) for r in nine_days] == [(f"stg_loans:{tl.CRITICAL_DBT}", 2, 1)]
+
+
+def test_a_dbt_result_before_its_check_is_captured_then_folds(trail):
+    """dbt writes its rows during the run, the audit sensor the check after it: in between the
+    test shows once under its test name, then once under the alert's entity."""
+    dbt_rows = [r for r in tl.dbt_in_dagster_failing() if r.TABLE == "dbt_test_results"]
+    check_rows = [r for r in tl.dbt_in_dagster_failing() if r.TABLE == "asset_check_evaluations"]
+    trail.write(dbt_rows)
+    before = {r["entity"]: r["severity"] for r in rows_of(trail, "vw_recent_failures")}
+    assert before == {tl.CRITICAL_DBT: "CRITICAL", tl.WARN_DBT: "ERROR"}  # dbt's own rule without the check
+    trail.write(check_rows)
+    after = {r["entity"]: r["severity"] for r in rows_of(trail, "vw_recent_failures")}
+    assert after == {f"stg_loans:{tl.CRITICAL_DBT}": "CRITICAL", f"stg_loans:{tl.WARN_DBT}": "WARN"}
+
+
+def test_asset_checks_that_are_not_dbt_tests_stay_checks(trail):
+    trail.write(tl.before_recovery() + tl.dbt_in_dagster_failing())
+    checks = rows_of(trail, "vw_entity_events", "WHERE entity_type = 'asset_check'")
+    assert {r["entity"] for r in checks} == {"loans/fct_loans:row_count_ok"} and len(checks) == 4

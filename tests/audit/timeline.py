@@ -40,14 +40,51 @@ def check(run_id: str, passed: bool, hours: float) -> AssetCheckEvaluationRecord
     )
 
 
-def dbt(invocation: str, test: str, status: str, hours: float, critical: bool = False, failures: int = 0) -> DbtTestResultRecord:
+def dbt(invocation: str, test: str, status: str, hours: float, critical: bool = False, failures: int = 0,
+        run_id: str | None = None, model: str = "fct_repayments", owners: str = "team:data-eng") -> DbtTestResultRecord:
     return DbtTestResultRecord.build(
         event_ts=at(hours), invocation_id=invocation, unique_id=f"test.lender.{test}.abc123", test_name=test,
-        model="fct_repayments", status=status, failures=failures, is_critical=critical,
+        model=model, status=status, failures=failures, is_critical=critical, run_id=run_id,
         message=None if status == "pass" else f"Got {failures} results, configured to {status} if != 0",
-        tags=["critical"] if critical else [], execution_time_s=0.4, owners="team:data-eng",
-        compiled_path=f"target/compiled/lender/{test}.sql", run_url=URL + invocation,
+        tags=["critical"] if critical else [], execution_time_s=0.4, owners=owners,
+        compiled_path=f"target/compiled/lender/{test}.sql", run_url=None if run_id else URL + invocation,
     )
+
+
+def dbt_check(run_id: str, test: str, passed: bool, hours: float, severity: str) -> AssetCheckEvaluationRecord:
+    """The asset check Dagster records for a dbt test, as the audit sensor does: named after the
+    test, severity WARN/ERROR, no owners, the run URL (dbt's row has none without a base URL)."""
+    return AssetCheckEvaluationRecord.build(
+        event_ts=at(hours) + timedelta(seconds=5), run_id=run_id, asset_key="stg_loans", check_name=test,
+        passed=passed, severity=severity, blocking=severity == "ERROR",
+        description=None if passed else "Got 1 result, configured to fail if != 0",
+        run_url=URL + run_id, metadata={"unique_id": f"test.lender.{test}.abc123", "dagster_monitoring/source": "dbt"},
+    )
+
+
+CRITICAL_DBT = "not_null_stg_loans_principal_amount"
+WARN_DBT = "accepted_values_stg_loans_status"
+
+
+def dbt_in_dagster_failing() -> list[AuditRecord]:
+    """Run d1 runs dbt as asset checks: every test is recorded both ways (dbt result + check).
+    The critical test fails (check ERROR, alert CRITICAL); a non-critical test fails as a WARN check."""
+    return [
+        dbt("i4", CRITICAL_DBT, "fail", 2, critical=True, failures=1, run_id="d1", model="stg_loans", owners="team:lending"),
+        dbt_check("d1", CRITICAL_DBT, False, 2, "ERROR"),
+        dbt("i4", WARN_DBT, "fail", 2, failures=1, run_id="d1", model="stg_loans", owners="team:lending-ops"),
+        dbt_check("d1", WARN_DBT, False, 2, "WARN"),
+    ]
+
+
+def dbt_in_dagster_fixed() -> list[AuditRecord]:
+    """Run d2: the critical test passes, both ways; the WARN one is still failing."""
+    return [
+        dbt("i5", CRITICAL_DBT, "pass", 3, critical=True, run_id="d2", model="stg_loans", owners="team:lending"),
+        dbt_check("d2", CRITICAL_DBT, True, 3, "ERROR"),
+        dbt("i5", WARN_DBT, "fail", 3, failures=1, run_id="d2", model="stg_loans", owners="team:lending-ops"),
+        dbt_check("d2", WARN_DBT, False, 3, "WARN"),
+    ]
 
 
 def before_recovery() -> list[AuditRecord]:

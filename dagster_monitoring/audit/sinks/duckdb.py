@@ -128,9 +128,11 @@ class DuckDBSink:
             return [d[0] for d in cur.description], cur.fetchall()
 
     def query_view(self, view: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Rows of ``view``. Reading never creates the trail (only ``init`` and ``write`` do): an
+        empty new file would hide a wrong path or DAGSTER_HOME."""
         schema.require_object(view)
-        if not self.path.exists():
-            self.init()
+        if not self.path.is_file():
+            raise AuditSinkError(f"no audit trail at {self.path}")
         sql = f'SELECT * FROM "{self.dataset}"."{view}"' + (f" LIMIT {int(limit)}" if limit else "")
         return self.query(sql)
 
