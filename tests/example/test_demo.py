@@ -83,12 +83,13 @@ def test_broken_phase_fills_vw_recent_failures_with_each_failing_entity(demo_run
     result, _ = demo_run
     columns, rows = result.phases["broken"].recent_failures
     failing = {dict(zip(columns, row))["entity"]: dict(zip(columns, row)) for row in rows}
-    for entity in ("lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT, "not_null_stg_loans_principal_amount"):
+    for entity in ("lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT):
         assert entity in failing, (entity, sorted(failing))
+    assert len(rows) == len(result.phases["broken"].alerts) == 5  # one row per incident: a dbt test is not listed twice
     assert failing["import_partner_payments"]["entity_type"] == "job"
     assert "FileNotFoundError" in failing["import_partner_payments"]["last_error"]
-    assert failing["not_null_stg_loans_principal_amount"]["entity_type"] == "dbt_test"
-    assert failing["not_null_stg_loans_principal_amount"]["severity"] == "CRITICAL"
+    assert failing[CRITICAL_TEST]["entity_type"] == "dbt_test"
+    assert failing[CRITICAL_TEST]["severity"] == "CRITICAL"  # the alert's severity (the check itself is ERROR)
 
 
 def test_fix_announces_each_recovery_once_and_empties_the_view(demo_run):
@@ -147,10 +148,11 @@ def test_a_configured_teams_receiver_gets_the_same_ten_cards(demo_run, demo_team
     result, printed = demo_run
     assert demo_teams.violations == []
     cards = [card_of(r) for r in demo_teams.accepted]
-    statuses = [facts(c)["Status"] for c in cards]
-    assert statuses.count("New") == 5 and statuses.count("Recovered") == 5, statuses
-    entities = {facts(c)["Entity"] for c in cards}
-    assert {"lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT} <= entities
+    badges = [c["body"][0]["items"][0]["text"] for c in cards]
+    assert sum(b.endswith(" · NEW") for b in badges) == 5 and badges.count("RECOVERED") == 5, badges
+    assert all("Failing since" in facts(c) or "Recovered at" in facts(c) for c in cards)
+    entities = {c["body"][-1]["text"].split(" · ")[0].split(":", 2)[-1] for c in cards}  # "Fingerprint src:kind:entity · incident"
+    assert {"lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT} <= entities, entities
     # the webhook's signature never reaches what the demo prints or writes
     secret = demo_teams.webhook_url.split("sig=")[1]
     assert secret not in "\n".join(printed)
