@@ -52,6 +52,10 @@ class DeliveryConfig(_Strict):
     )
     max_delivery_age: Duration = Field(default=timedelta(hours=24), description="then dead-lettered with a log line")
     lease: Duration = Field(default=timedelta(minutes=5), description="a claimed delivery is retried by others after this")
+    ticket_wait: Duration = Field(
+        default=timedelta(seconds=5),
+        description="how long cards and e-mails wait for a ticket receiver of the same call, so the first card links the ticket",
+    )
     tick_budget: Duration = Field(
         default=timedelta(seconds=10),
         description=(

@@ -121,24 +121,19 @@ class Deliverer:
             busy = [name for name, worker in self._busy.items() if worker.is_alive()]
         items = self.store.claim_due(now, now + self.config.lease, limit, skip_receivers=busy) if claim else []
         if items:
-            tickets = self.store.tickets_for({i.notification.incident.fingerprint for i in items})
-            if tickets:
-                items = [
-                    replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {})))
-                    for i in items
-                ]
             by_receiver: OrderedDict[str, list[OutboxItem]] = OrderedDict()
             for item in items:
                 by_receiver.setdefault(item.notification.receiver, []).append(item)
-            workers = []
-            for name, group in by_receiver.items():
-                worker = threading.Thread(
-                    target=self._run_worker, args=(name, group, now, deadline), name=f"dm-deliver-{name}", daemon=True
-                )
-                with self._lock:
-                    self._busy[name] = worker
-                worker.start()
-                workers.append(worker)
+            # Ticket receivers go first, and the others wait for them (at most ticket_wait), so the
+            # first Teams card or e-mail of an incident already links its ticket.
+            ticketing = [n for n in by_receiver if getattr(self.transports.get(n), "opens_tickets", False)]
+            others = [n for n in by_receiver if n not in ticketing]
+            workers = self._start(ticketing, by_receiver, now, deadline)
+            if ticketing and others:
+                wait_until = min(deadline, self.monotonic() + self.config.ticket_wait.total_seconds())
+                for worker in workers:
+                    worker.join(max(wait_until - self.monotonic(), 0.0))
+            workers += self._start(others, by_receiver, now, deadline)
             for worker in workers:
                 worker.join(max(deadline - self.monotonic(), 0.0))
             late = [w.name.removeprefix("dm-deliver-") for w in workers if w.is_alive()]
@@ -150,6 +145,29 @@ class Deliverer:
                     self.config.tick_budget.total_seconds() if budget is None else budget,
                 )
         return self._drain()
+
+    def _start(
+        self, names: Sequence[str], groups: Mapping[str, list[OutboxItem]], now: datetime, deadline: float
+    ) -> list[threading.Thread]:
+        """One worker per receiver, its items carrying the incident's tickets known right now."""
+        if not names:
+            return []
+        fingerprints = {i.notification.incident.fingerprint for n in names for i in groups[n]}
+        tickets = self.store.tickets_for(fingerprints)
+        workers = []
+        for name in names:
+            group = groups[name]
+            if tickets:
+                group = [
+                    replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {})))
+                    for i in group
+                ]
+            worker = threading.Thread(target=self._run_worker, args=(name, group, now, deadline), name=f"dm-deliver-{name}", daemon=True)
+            with self._lock:
+                self._busy[name] = worker
+            worker.start()
+            workers.append(worker)
+        return workers
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for background workers (shutdown, the CLI, tests); True when none is left."""

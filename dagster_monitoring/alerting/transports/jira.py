@@ -155,6 +155,8 @@ def build_comment(config: JiraConfig, notification: Notification, extra: str = "
 
 
 class JiraTransport:
+    opens_tickets = True  # the outbox delivers to ticket receivers first, so the first card links the ticket
+
     def __init__(self, config: JiraConfig, *, poster: HttpJsonPoster | None = None) -> None:
         self.config = config
         self.name = config.name

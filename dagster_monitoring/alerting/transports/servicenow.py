@@ -187,6 +187,8 @@ def sys_id_from_url(url: str | None) -> str | None:
 
 
 class ServiceNowTransport:
+    opens_tickets = True  # the outbox delivers to ticket receivers first, so the first card links the ticket
+
     def __init__(self, config: ServiceNowConfig, *, poster: HttpJsonPoster | None = None) -> None:
         self.config = config
         self.name = config.name
