@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -113,3 +114,26 @@ def test_version_is_the_installed_distribution_version():
     exe = shutil.which("dagster-monitoring") or ".venv/bin/dagster-monitoring"
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == expected
+
+
+def test_a_production_config_checks_and_dry_runs_without_its_secrets(monkeypatch):
+    """The shipped production-shaped example, on a laptop where none of its variables are set."""
+    from click.testing import CliRunner
+
+    from dagster_monitoring.cli import main
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "monitoring.example.yaml")
+    for name in ("TEAMS_WEBHOOK_URL", "SMTP_PASSWORD", "MONITORING_STATE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    plain = runner.invoke(main, ["validate-config", example])
+    assert plain.exit_code == 2 and "TEAMS_WEBHOOK_URL is not set" in plain.output
+    allowed = runner.invoke(main, ["validate-config", "--allow-missing-env", example])
+    assert allowed.exit_code == 0, allowed.output
+    assert "OK: " in allowed.output and "placeholders used: " in allowed.output and "TEAMS_WEBHOOK_URL" in allowed.output
+    receiver = next(line.split("name:")[1].strip() for line in Path(example).read_text().splitlines() if "name:" in line)
+    dry = runner.invoke(main, ["send-test", "--config", example, "--receiver", receiver, "--dry-run", "--allow-missing-env"])
+    assert dry.exit_code == 0, dry.output
+    assert "unset-TEAMS_WEBHOOK_URL" not in dry.output  # the payload, not the placeholder URL
+    refused = runner.invoke(main, ["send-test", "--config", example, "--receiver", receiver, "--allow-missing-env"])
+    assert refused.exit_code == 2 and "only with --dry-run" in refused.output

@@ -182,10 +182,23 @@ def format_validation_error(error: ValidationError) -> list[str]:
     return lines
 
 
-def validate_config(model: type[BaseModel], data: Mapping[str, Any] | None, source: str | None = None, *, from_file: bool = True) -> Any:
-    """Validate ``data`` against ``model``; raise :class:`ConfigError` naming every bad field."""
+def validate_config(
+    model: type[BaseModel],
+    data: Mapping[str, Any] | None,
+    source: str | None = None,
+    *,
+    from_file: bool = True,
+    missing_env: list[str] | None = None,
+) -> Any:
+    """Validate ``data`` against ``model``; raise :class:`ConfigError` naming every bad field.
+
+    ``missing_env``: a list to collect the names of unset ``{env: NAME}`` secrets into, instead of
+    failing on them (placeholders stand in; never for sending)."""
+    context: dict[str, Any] = {"source": "yaml" if from_file else "python"}
+    if missing_env is not None:
+        context.update(allow_missing_env=True, missing_env=missing_env)
     try:
-        return model.model_validate(data or {}, context={"source": "yaml" if from_file else "python"})
+        return model.model_validate(data or {}, context=context)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc), source) from None
 
