@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, observe, recovery_due
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
-from .policy import active_silence, effective_severity, receivers_for
+from .policy import MatchCache, effective_severity, receivers_for
 from .redact import describe_error, get_logger
 from .state import SqlStateStore
 from .transports import build_transports
@@ -28,6 +29,9 @@ _log = get_logger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_by_time = attrgetter("occurred_at")
 
 
 @dataclass(frozen=True)
@@ -97,16 +101,18 @@ class AlertRouter:
 
     def process(self, events: Iterable[AlertEvent], *, deliver: bool = True) -> RouterResult:
         """Apply events (any order; sorted by time per call), record decisions, then deliver."""
-        ordered = sorted(events, key=lambda e: e.occurred_at)
+        ordered = sorted(events, key=_by_time)
         now = self.clock()
         result = RouterResult()
+        matching = MatchCache(self.config.routes, self.config.silences, now)
         with self.store.transaction() as conn:
             states = self.store.load(conn, (e.fingerprint for e in ordered))
             changed: dict[str, IncidentState] = {}
             for event in ordered:
-                state = states.get(event.fingerprint) or IncidentState(event.fingerprint)
-                state = self._apply(state, event, now, result)
-                states[event.fingerprint] = changed[event.fingerprint] = state
+                fp = event.fingerprint
+                state = states.get(fp) or IncidentState(fp)
+                state = self._apply(state, event, now, result, matching)
+                states[fp] = changed[fp] = state
             self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
             self.store.save(conn, list(changed.values()), now)
             self.store.enqueue(conn, result.notifications)
@@ -134,7 +140,7 @@ class AlertRouter:
 
     # -- the chain ---------------------------------------------------------------------------
 
-    def _apply(self, state: IncidentState, event: AlertEvent, now: datetime, result: RouterResult) -> IncidentState:
+    def _apply(self, state: IncidentState, event: AlertEvent, now: datetime, result: RouterResult, matching: MatchCache) -> IncidentState:
         policy = self.config.policy
         state, obs = observe(state, event, policy.flap_window)
         if obs is Observation.STALE:
@@ -150,13 +156,14 @@ class AlertRouter:
             )
             return state
 
-        severity = effective_severity(event, state, policy.escalation)
+        severity = effective_severity(event, state, policy.escalation) if policy.escalation else event.severity
         if state.severity is None or severity > state.severity:
             state.severity = severity
         severity = state.severity
-        event = event if event.severity == severity else event.with_severity(severity)
-        silence = active_silence(event, self.config.silences, now)
-        names = receivers_for(event, state.consecutive_failures, self.config.routes, self.config.owners, self.config.default_receivers)
+        event = event if event.severity is severity else event.with_severity(severity)
+        routes, silence = matching.lookup(event)
+        config = self.config
+        names = receivers_for(event, state.consecutive_failures, config.routes, config.owners, config.default_receivers, matched=routes)
         if not names:
             result.decisions.append(
                 Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at)
