@@ -15,7 +15,7 @@ from operator import attrgetter
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
-from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, observe, recovery_due
+from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
 from .policy import MatchCache, effective_severity, receivers_for
@@ -202,12 +202,12 @@ class AlertRouter:
         for state in resolving:
             state = changed.get(state.fingerprint, state)
             if recovery_due(state, now, flap_window):
-                state.phase = Phase.OK
+                state = close(state)
                 changed[state.fingerprint] = state
                 self._announce_recovery(state, now, Observation.RECOVERED, result, now)
 
     def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime) -> None:
-        event = AlertEvent.from_dict(state.last_event) if state.last_event else None
+        event = state.last_event
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(
