@@ -61,6 +61,7 @@ class Severity(str, enum.Enum):
 
 
 _SEVERITY_RANK = {"warn": 0, "error": 1, "critical": 2}
+_SEVERITY_OF = {s.value: s for s in Severity}  # exact values, as stored; Severity.parse takes the rest
 
 
 class Status(str, enum.Enum):
@@ -68,6 +69,9 @@ class Status(str, enum.Enum):
 
     FAILING = "failing"
     PASSING = "passing"
+
+
+_STATUS_OF = {s.value: s for s in Status}
 
 
 _UTC = timezone.utc
@@ -127,10 +131,11 @@ class AlertEvent:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"AlertEvent.{name} must be a non-empty string, got {value!r}")
         set_ = object.__setattr__
-        if self.status.__class__ is not Status:
-            set_(self, "status", Status(self.status))
-        if self.severity.__class__ is not Severity:
-            set_(self, "severity", Severity.parse(self.severity))
+        status, severity = self.status, self.severity
+        if status.__class__ is not Status:  # a stored value ("failing") is looked up, anything else converted
+            set_(self, "status", (_STATUS_OF.get(status) if isinstance(status, str) else None) or Status(status))
+        if severity.__class__ is not Severity:
+            set_(self, "severity", (_SEVERITY_OF.get(severity) if isinstance(severity, str) else None) or Severity.parse(severity))
         set_(self, "occurred_at", _require_aware("AlertEvent.occurred_at", self.occurred_at))
         if self.owners.__class__ is not tuple:
             set_(self, "owners", tuple(self.owners))
