@@ -1,10 +1,16 @@
 """Events per second through the router: SQLite state, file receiver, 10,000 events over
-1,000 fingerprints (goal >= 5,000 events/s on a 2-core machine).
+1,000 fingerprints, against the storage ceiling measured in the same run (goal: sensor-sized
+batches at >= 25 % of it).
 
 Each fingerprint fails 9 times then passes once, so the run exercises every path: new
 (1,000 deliveries), ongoing (suppressed), recovered (1,000 deliveries). Events are fed the way
-a sensor tick feeds them: in batches (one router call, one transaction per batch). A second
-figure feeds one event per call (one transaction each), the worst case.
+a sensor tick feeds them: in batches (one router call, one transaction per batch), then one
+event per call (one transaction each), the worst case. Each figure also says how much of the
+time went to delivery (claiming outbox rows, rendering, writing the file, settling the rows),
+which ``process()`` runs after its transaction commits. The ceiling is raw sqlite3 read+upsert
+pairs, one pair per event, in one transaction, measured next to every run. Batched runs are
+the best of three and the ceiling the best of all its samples, so a slow moment on a shared
+machine does not flatter the ratio.
 Run: python benchmarks/router_throughput.py
 """
 
@@ -17,10 +23,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from dagster_monitoring.alerting import AlertEvent, AlertingConfig, AlertRouter, Severity, Status
+from dagster_monitoring.alerting import AlertEvent, AlertingConfig, AlertRouter, DeliveryOutcome, Severity, Status
 
 N_EVENTS = 10_000
 N_FINGERPRINTS = 1_000
+REPEATS = 3
 
 
 def build_events() -> list[AlertEvent]:
@@ -46,7 +53,8 @@ def build_events() -> list[AlertEvent]:
     return events
 
 
-def run(batch: int, tmp: Path) -> tuple[float, int]:
+def run(batch: int, tmp: Path) -> tuple[float, float, int]:
+    """Seconds for all events, seconds of that spent delivering, messages written."""
     config = AlertingConfig.model_validate(
         {
             "receivers": [{"type": "file", "name": "file", "path": str(tmp / "sent.jsonl")}],
@@ -57,6 +65,17 @@ def run(batch: int, tmp: Path) -> tuple[float, int]:
     )
     clock_now = [datetime(2026, 11, 25, 1, tzinfo=timezone.utc)]
     router = AlertRouter(config, clock=lambda: clock_now[0])
+    delivering = [0.0]
+    deliver_pending = router.deliver_pending
+
+    def timed_delivery() -> list[DeliveryOutcome]:
+        started = time.perf_counter()
+        try:
+            return deliver_pending()
+        finally:
+            delivering[0] += time.perf_counter() - started
+
+    router.deliver_pending = timed_delivery  # type: ignore[method-assign]  # process() still calls it
     events = build_events()
     start = time.perf_counter()
     for i in range(0, len(events), batch):
@@ -64,7 +83,7 @@ def run(batch: int, tmp: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     sent = sum(1 for _ in open(tmp / "sent.jsonl"))
     router.store.dispose()
-    return elapsed, sent
+    return elapsed, delivering[0], sent
 
 
 def sqlite_limit(tmp: Path) -> float:
@@ -81,18 +100,25 @@ def sqlite_limit(tmp: Path) -> float:
 
 
 def main() -> int:
-    limit = None
+    ceilings: list[float] = []
+    results = []
     for batch in (1000, 100, 1):
-        with tempfile.TemporaryDirectory() as d:
-            elapsed, sent = run(batch, Path(d))
-            if limit is None:
-                limit = sqlite_limit(Path(d))
+        runs = []
+        for _ in range(REPEATS if batch > 1 else 1):
+            with tempfile.TemporaryDirectory() as d:
+                ceilings.append(sqlite_limit(Path(d)))  # next to each run: the load on the machine varies
+                runs.append(run(batch, Path(d)))
+        results.append((batch, min(runs)))
+    limit = max(ceilings)
+    for batch, (elapsed, delivery, sent) in results:
         rate = N_EVENTS / elapsed
+        routing_rate = N_EVENTS / (elapsed - delivery)
         print(
             f"batch={batch} events={N_EVENTS} fingerprints={N_FINGERPRINTS} messages_sent={sent} "
-            f"seconds={elapsed:.2f} events_per_s={rate:,.0f}"
+            f"seconds={elapsed:.2f} events_per_s={rate:,.0f} share_of_ceiling={rate / limit:.1%} "
+            f"delivery_seconds={delivery:.2f} without_delivery_events_per_s={routing_rate:,.0f} ({routing_rate / limit:.1%})"
         )
-    print(f"sqlite_read_upsert_pairs_per_s={limit:,.0f} (raw sqlite3, no router: the ceiling)")
+    print(f"sqlite_read_upsert_pairs_per_s={limit:,.0f} (raw sqlite3, no router: the ceiling; best of {len(ceilings)})")
     return 0
 
 

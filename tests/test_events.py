@@ -55,3 +55,18 @@ def test_timestamps_are_normalised_to_utc():
     cet = timezone(timedelta(hours=1))
     event = make_event(at=datetime(2026, 11, 25, 4, 0, tzinfo=cet))
     assert event.occurred_at == T0 and event.occurred_at.tzinfo == timezone.utc
+
+
+def test_to_dict_has_one_key_per_field():
+    from dataclasses import fields
+
+    assert list(make_event().to_dict()) == [f.name for f in fields(AlertEvent) if f.init]
+
+
+def test_the_fingerprint_follows_a_changed_entity():
+    from dataclasses import replace
+
+    event = make_event("loans_daily")
+    moved = replace(event, entity="loans_weekly")
+    assert moved.fingerprint == "dagster:run:loans_weekly"
+    assert replace(moved, entity="loans_daily") == event

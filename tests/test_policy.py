@@ -6,7 +6,7 @@ import pytest
 
 from dagster_monitoring.alerting import EscalationRule, Route, Severity, Silence
 from dagster_monitoring.alerting.lifecycle import IncidentState
-from dagster_monitoring.alerting.policy import active_silence, effective_severity, match_routes, receivers_for
+from dagster_monitoring.alerting.policy import MatchCache, active_silence, effective_severity, match_routes, receivers_for
 
 from .helpers.factories import T0, make_event
 
@@ -94,3 +94,50 @@ def test_silence_matches_until_it_expires():
 def test_silence_needs_a_timezone():
     with pytest.raises(ValueError, match="timezone"):
         Silence.model_validate({"entity": "x", "expires_at": "2026-11-25T04:00:00"})
+
+
+SILENCES = [
+    Silence.model_validate({"fingerprint": "dbt:asset_check:*", "tags": {"env": "staging"}, "expires_at": "2026-11-25T04:00:00Z"}),
+    Silence.model_validate({"owners": ["team:export"], "expires_at": "2026-11-25T03:30:00Z", "comment": "export rewrite"}),
+]
+
+EVENTS = [
+    make_event(**kwargs)
+    for kwargs in (
+        {},
+        {"entity": "other_job"},
+        {"severity": "critical"},
+        {"severity": "warn"},
+        {"source": "dbt", "kind": "asset_check"},
+        {"source": "dbt", "kind": "asset_check", "tags": {"env": "staging"}},
+        {"source": "dbt", "kind": "asset_check", "tags": {"env": "staging", "unrelated": "x"}},
+        {"entity": "loans_daily", "tags": {"domain": "credit"}},
+        {"entity": "loans_weekly", "tags": {"domain": "credit"}},
+        {"entity": "payments", "tags": {"domain": "credit"}},
+        {"owners": ("team:finance",)},
+        {"owners": ("team:export", "team:finance")},
+        {"owners": ("team:export",), "severity": "critical"},
+    )
+]
+
+
+@pytest.mark.parametrize("now", [T0, T0 + timedelta(minutes=45), T0 + timedelta(hours=2)])
+def test_match_cache_gives_every_event_the_answer_matching_it_alone_would(now):
+    """Events sharing a memo entry (same severity, source, kind, and the tags, entity and owners
+    some matcher reads) must really route alike; asked twice, the second answer is the memo's."""
+    cache = MatchCache(ROUTES, SILENCES, now)
+    for _ in range(2):
+        for event in EVENTS:
+            routes, silence = cache.lookup(event)
+            assert routes == match_routes(event, ROUTES), event
+            assert silence is active_silence(event, SILENCES, now), event
+
+
+def test_match_cache_tells_apart_only_what_some_matcher_reads():
+    plain = MatchCache([Route.model_validate({"receivers": ["ops"]})], [], T0)
+    assert plain.key(make_event("a", tags={"x": "1"})) == plain.key(make_event("b", tags={"x": "2"}))
+    by_tag = MatchCache([Route.model_validate({"tags": {"x": "1"}, "receivers": ["ops"]})], [], T0)
+    assert by_tag.key(make_event("a", tags={"x": "1"})) != by_tag.key(make_event("a", tags={"x": "2"}))
+    assert by_tag.key(make_event("a", tags={"x": "1"})) == by_tag.key(make_event("b", tags={"x": "1", "y": "3"}))
+    by_entity = MatchCache([], [Silence.model_validate({"entity": "a*", "expires_at": "2099-01-01T00:00:00Z"})], T0)
+    assert by_entity.key(make_event("a")) != by_entity.key(make_event("b"))

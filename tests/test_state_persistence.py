@@ -9,17 +9,22 @@ send a row twice (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on P
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
 
-from dagster_monitoring.alerting import AlertRouter, Observation, Phase, Status, Transition
+from dagster_monitoring.alerting import AlertRouter, IncidentState, Observation, Phase, Severity, Status, Transition
+from dagster_monitoring.alerting.lifecycle import ReceiverMark
 from dagster_monitoring.alerting.notification import Notification
+from dagster_monitoring.alerting.state import decode_state, encode_state
 from dagster_monitoring.alerting.transports.base import DeliveryResult
 from dagster_monitoring.config import config_from_dict
 
@@ -396,3 +401,202 @@ def test_two_instances_processing_the_same_events_at_once_notify_once(
     assert sorted(key.split(":")[1] for key in new_keys) == ["new"] * len(entities)
     assert len({routers[0].incident(e.fingerprint).incident_id for e in events}) == len(entities)  # type: ignore[union-attr]
     assert {r["status"] for r in routers[0].store.outbox_rows()} == {"delivered"}
+
+
+# -- the stored state document -----------------------------------------------------------------
+
+FP = f"dagster:run:{ENTITY}"
+
+# A row exactly as the first stored format wrote it (one JSON object per state; produced by the
+# release before format 2, with a ticket added the way ``record_tickets`` writes one).
+FORMAT_1_STATE = (
+    '{"fingerprint": "dagster:run:loans_daily", "phase": "failing", "incident_id": "e320e57a74-1795575600", '
+    '"first_failed_at": "2026-11-25T03:00:00.000250+00:00", "last_failed_at": "2026-11-25T03:02:00.000250+00:00", '
+    '"last_success_at": null, "resolving_since": null, "last_seen_at": "2026-11-25T03:02:00.000250+00:00", '
+    '"consecutive_failures": 2, "flaps": 0, "severity": "error", "last_event": {"source": "dagster", "kind": "run", '
+    '"entity": "loans_daily", "status": "failing", "severity": "error", "occurred_at": "2026-11-25T03:02:00.000250+00:00", '
+    '"summary": "loans_daily failed", "details": {"error": "ValueError: boom", "rows": 3}, "owners": ["team:data-eng"], '
+    '"tags": {"criticality": "high"}, "links": {"run": "http://dagster/runs/r2"}, "run_id": "r2", "next_action": null}, '
+    '"receivers": {"ops": {"notified_at": "2026-11-25T03:00:00.000250+00:00", "severity": "error", "transition": "new"}}, '
+    '"tickets": {"jira": {"key": "OPS-7", "url": "https://jira.example/browse/OPS-7", "incident_id": "e320e57a74-1795575600"}}}'
+)
+
+
+def ops_config(tmp_path: Path, state: dict[str, str]) -> dict[str, Any]:
+    return {
+        "receivers": file_receivers(tmp_path, "ops"),
+        "routes": [{"receivers": ["ops"]}],
+        "policy": {"repeat_interval": "4h", "flap_window": "0s"},
+        "state": state,
+    }
+
+
+def raw_state(router: AlertRouter) -> str:
+    with router.store.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT state FROM dm_alert_incidents WHERE fingerprint = :fp"), {"fp": FP}).scalar_one()
+
+
+def write_raw_state(router: AlertRouter, document: str, phase: str = "failing") -> None:
+    """Write the row behind the router's back, as another process (or an older version) would."""
+    with router.store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM dm_alert_incidents WHERE fingerprint = :fp"), {"fp": FP})
+        conn.execute(
+            sa.text("INSERT INTO dm_alert_incidents (fingerprint, phase, updated_at, state) VALUES (:fp, :phase, 0, :state)"),
+            {"fp": FP, "phase": phase, "state": document},
+        )
+
+
+def test_a_state_db_written_in_the_first_format_loads_and_its_incident_continues(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, state))
+    write_raw_state(router, FORMAT_1_STATE)
+
+    loaded = router.incident(FP)
+    assert loaded is not None and loaded.phase is Phase.FAILING and loaded.consecutive_failures == 2
+    assert loaded.first_failed_at == T0 + timedelta(microseconds=250)
+    assert loaded.receivers["ops"].transition is Transition.NEW and loaded.receivers["ops"].severity is Severity.ERROR
+    assert loaded.last_event is not None and loaded.last_event.run_id == "r2"
+    assert loaded.last_event.details == {"error": "ValueError: boom", "rows": 3}
+    assert loaded.tickets["jira"]["key"] == "OPS-7"
+
+    result = router.process([fail(3)])  # the third failure of the same incident: ongoing, not new
+    assert [(d.transition, d.incident_id) for d in result.decisions] == [(Transition.ONGOING, "e320e57a74-1795575600")]
+    assert raw_state(router).startswith("[2,")  # rewritten in the current format
+
+    router.process([ok(5)])
+    [card] = sent(tmp_path / "ops.jsonl")
+    assert card["key"] == "e320e57a74-1795575600:recovered:ops:final"
+    assert card["incident"]["failures"] == 3 and card["incident"]["tickets"]["jira"]["key"] == "OPS-7"
+
+
+def test_every_field_of_a_state_survives_the_store(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, state))
+    event = make_event(
+        ENTITY, Status.FAILING, at(3), details={"error": "boom", "rows": [1, 2]}, tags={"criticality": "high"},
+        links={"run": "http://dagster/runs/r9"}, run_id="r9", next_action="re-run", owners=("team:a", "b@example.com"),
+    )
+    far = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc)
+    full = IncidentState(
+        FP, Phase.RESOLVING, "abc-1", at(0) + timedelta(microseconds=1), at(3), at(4), at(4), at(4) + timedelta(microseconds=7),
+        consecutive_failures=3, flaps=2, severity=Severity.CRITICAL, last_event=event,
+        receivers={
+            "ops": ReceiverMark(at(0), Severity.ERROR, Transition.NEW),
+            "jira": ReceiverMark(far, Severity.CRITICAL, Transition.ESCALATED),
+            "archive": ReceiverMark(datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=timezone.utc), Severity.WARN, Transition.REMINDER),
+        },
+        tickets={"jira": {"key": "OPS-1", "url": "https://jira.example/browse/OPS-1", "incident_id": "abc-1"}},
+    )
+    with router.store.transaction() as conn:
+        router.store.save(conn, [full], clock.now)
+
+    assert decode_state(FP, raw_state(router)) == full  # what another process reads
+    assert router.incident(FP) == full
+    assert [s.fingerprint for s in _in_phase(router, Phase.RESOLVING)] == [FP]
+
+
+def _in_phase(router: AlertRouter, phase: Phase) -> list[IncidentState]:
+    with router.store.transaction() as conn:
+        return router.store.in_phase(conn, phase)
+
+
+def test_a_row_written_by_another_process_is_read_as_written(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, state))
+    router.process([fail(0)])
+    theirs = IncidentState(FP, Phase.FAILING, "theirs-1", at(0), at(1), None, None, at(1), consecutive_failures=7, severity=Severity.WARN)
+    write_raw_state(router, encode_state(theirs))
+
+    assert router.incident(FP) == theirs
+    router.process([fail(2)])
+    after = router.incident(FP)
+    assert after is not None and (after.incident_id, after.consecutive_failures) == ("theirs-1", 8)
+
+
+def test_a_save_that_is_rolled_back_is_forgotten(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, state))
+    router.process([fail(0)])
+    committed = router.incident(FP)
+
+    with pytest.raises(RuntimeError, match="before the commit"):
+        with router.store.transaction() as conn:
+            changed = router.store.load(conn, [FP])[FP]
+            changed.consecutive_failures = 99
+            router.store.save(conn, [changed], clock.now)
+            raise RuntimeError("crash after the save, before the commit")
+
+    assert router.incident(FP) == committed
+
+
+def test_changing_a_state_after_loading_or_saving_it_changes_nothing_stored(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, state))
+    router.process([fail(0)])
+    stored = router.incident(FP)
+    assert stored is not None and stored.receivers
+
+    loaded = router.incident(FP)
+    assert loaded is not None
+    loaded.consecutive_failures = 50
+    loaded.receivers.clear()
+    loaded.tickets["ops"] = {"key": "X-1", "url": "", "incident_id": "x"}
+    assert router.incident(FP) == stored
+
+    with router.store.transaction() as conn:
+        saved = router.store.load(conn, [FP])[FP]
+        router.store.save(conn, [saved], clock.now)
+    saved.consecutive_failures = 77
+    saved.tickets["ops"] = {"key": "X-2", "url": "", "incident_id": "x"}
+    assert router.incident(FP) == stored
+
+
+def test_details_json_cannot_hold_are_stored_as_text(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, state))
+    event = make_event(ENTITY, Status.FAILING, at(0), details={"day": date(2026, 11, 25), "amount": Decimal("1.50")})
+
+    router.process([event])  # the state used to be encoded without a fallback: the whole call failed
+
+    stored = decode_state(FP, raw_state(router)).last_event
+    assert stored is not None and stored.details == {"day": "2026-11-25", "amount": "1.50"}
+    [card] = sent(tmp_path / "ops.jsonl")
+    assert card["event"]["details"] == {"day": "2026-11-25", "amount": "1.50"}
+
+
+def test_a_state_in_an_unknown_format_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="has format 3; this version reads formats 1 and 2"):
+        decode_state(FP, "[3]")
+
+
+@pytest.mark.postgres
+def test_loading_states_on_postgres_locks_their_rows_until_the_transaction_ends(
+    tmp_path: Path, postgres_url: str, clock: SimClock, new_router: RouterFactory
+) -> None:
+    router = new_router(ops_config(tmp_path, {"url": postgres_url}))
+    router.process([fail(0)])
+    lock = "SELECT fingerprint FROM dm_alert_incidents WHERE fingerprint = :fp FOR UPDATE NOWAIT"
+
+    with router.store.transaction() as conn:
+        assert FP in router.store.load(conn, [FP])
+        with router.store.engine.connect() as other:
+            with pytest.raises(sa.exc.OperationalError, match="could not obtain lock"):
+                other.execute(sa.text(lock), {"fp": FP})
+
+    with router.store.engine.connect() as other:  # released at the commit
+        assert other.execute(sa.text(lock), {"fp": FP}).scalar_one() == FP
+
+
+def test_stored_times_come_back_to_the_microsecond() -> None:
+    rng = random.Random(7)
+    start = datetime(1, 1, 1, tzinfo=timezone.utc)
+    span = (datetime(9999, 12, 31, tzinfo=timezone.utc) - start) // timedelta(microseconds=1)
+    for _ in range(5000):
+        moment = start + timedelta(microseconds=rng.randrange(span))
+        assert decode_state(FP, encode_state(IncidentState(FP, last_seen_at=moment))).last_seen_at == moment

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,29 +25,31 @@ class Severity(str, enum.Enum):
     ERROR = "error"
     CRITICAL = "critical"
 
+    # Ranks are looked up by the plain value: an Enum member hashes through Python code, and the
+    # router compares severities several times per event.
     @property
     def rank(self) -> int:
-        return _SEVERITY_RANK[self]
+        return _SEVERITY_RANK[self._value_]
 
     def __lt__(self, other: object) -> bool:  # type: ignore[override]
         if not isinstance(other, Severity):
             return NotImplemented
-        return self.rank < other.rank
+        return _SEVERITY_RANK[self._value_] < _SEVERITY_RANK[other._value_]
 
     def __le__(self, other: object) -> bool:  # type: ignore[override]
         if not isinstance(other, Severity):
             return NotImplemented
-        return self.rank <= other.rank
+        return _SEVERITY_RANK[self._value_] <= _SEVERITY_RANK[other._value_]
 
     def __gt__(self, other: object) -> bool:  # type: ignore[override]
         if not isinstance(other, Severity):
             return NotImplemented
-        return self.rank > other.rank
+        return _SEVERITY_RANK[self._value_] > _SEVERITY_RANK[other._value_]
 
     def __ge__(self, other: object) -> bool:  # type: ignore[override]
         if not isinstance(other, Severity):
             return NotImplemented
-        return self.rank >= other.rank
+        return _SEVERITY_RANK[self._value_] >= _SEVERITY_RANK[other._value_]
 
     @classmethod
     def parse(cls, value: Severity | str) -> Severity:
@@ -59,7 +61,8 @@ class Severity(str, enum.Enum):
             raise ValueError(f"unknown severity {value!r}; expected one of {[s.value for s in cls]}") from None
 
 
-_SEVERITY_RANK = {Severity.WARN: 0, Severity.ERROR: 1, Severity.CRITICAL: 2}
+_SEVERITY_RANK = {"warn": 0, "error": 1, "critical": 2}
+_SEVERITY_OF = {s.value: s for s in Severity}  # exact values, as stored; Severity.parse takes the rest
 
 
 class Status(str, enum.Enum):
@@ -69,7 +72,15 @@ class Status(str, enum.Enum):
     PASSING = "passing"
 
 
+_STATUS_OF = {s.value: s for s in Status}
+
+
+_UTC = timezone.utc
+
+
 def _require_aware(name: str, value: datetime) -> datetime:
+    if value.__class__ is datetime and value.tzinfo is _UTC:
+        return value  # the common case, already normalised
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -113,23 +124,26 @@ class AlertEvent:
     links: Mapping[str, str] = field(default_factory=dict)
     run_id: str | None = None
     next_action: str | None = None
+    # Derived, set once in __post_init__: the router asks for it at every step.
+    fingerprint: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("source", "kind", "entity"):
-            value = getattr(self, name)
+        for name, value in (("source", self.source), ("kind", self.kind), ("entity", self.entity)):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"AlertEvent.{name} must be a non-empty string, got {value!r}")
-        object.__setattr__(self, "status", Status(self.status))
-        object.__setattr__(self, "severity", Severity.parse(self.severity))
-        object.__setattr__(self, "occurred_at", _require_aware("AlertEvent.occurred_at", self.occurred_at))
-        object.__setattr__(self, "owners", tuple(self.owners))
-        object.__setattr__(self, "details", dict(self.details))
-        object.__setattr__(self, "tags", {str(k): str(v) for k, v in dict(self.tags).items()})
-        object.__setattr__(self, "links", dict(self.links))
-
-    @property
-    def fingerprint(self) -> str:
-        return make_fingerprint(self.source, self.kind, self.entity)
+        set_ = object.__setattr__
+        status, severity = self.status, self.severity
+        if status.__class__ is not Status:  # a stored value ("failing") is looked up, anything else converted
+            set_(self, "status", (_STATUS_OF.get(status) if isinstance(status, str) else None) or Status(status))
+        if severity.__class__ is not Severity:
+            set_(self, "severity", (_SEVERITY_OF.get(severity) if isinstance(severity, str) else None) or Severity.parse(severity))
+        set_(self, "occurred_at", _require_aware("AlertEvent.occurred_at", self.occurred_at))
+        if self.owners.__class__ is not tuple:
+            set_(self, "owners", tuple(self.owners))
+        set_(self, "details", dict(self.details))
+        set_(self, "tags", {str(k): str(v) for k, v in self.tags.items()} if self.tags else {})
+        set_(self, "links", dict(self.links))
+        set_(self, "fingerprint", make_fingerprint(self.source, self.kind, self.entity))
 
     @property
     def fingerprint_hash(self) -> str:
@@ -146,12 +160,22 @@ class AlertEvent:
         return replace(self, severity=severity, tags={**self.tags, ORIGINAL_SEVERITY_TAG: original})
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["status"] = self.status.value
-        data["severity"] = self.severity.value
-        data["occurred_at"] = self.occurred_at.isoformat()
-        data["owners"] = list(self.owners)
-        return data
+        """JSON-ready, one key per field (written out: ``dataclasses.fields`` is slow per event)."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "entity": self.entity,
+            "status": self.status.value,
+            "severity": self.severity.value,
+            "occurred_at": self.occurred_at.isoformat(),
+            "summary": self.summary,
+            "details": self.details,
+            "owners": list(self.owners),
+            "tags": self.tags,
+            "links": self.links,
+            "run_id": self.run_id,
+            "next_action": self.next_action,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AlertEvent:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,9 +49,9 @@ class Observation(str, enum.Enum):
     STALE = "stale"  # not newer than what we already saw (late or replayed); ignored
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReceiverMark:
-    """What one receiver has heard about the current incident."""
+    """What one receiver has heard about the current incident. Frozen: copies of a state share them."""
 
     notified_at: datetime
     severity: Severity
@@ -79,7 +79,7 @@ class IncidentState:
     consecutive_failures: int = 0
     flaps: int = 0
     severity: Severity | None = None
-    last_event: dict[str, Any] | None = None  # last failing AlertEvent, for reminder/recovery cards
+    last_event: AlertEvent | None = None  # the last failing event, for recovery cards
     receivers: dict[str, ReceiverMark] = field(default_factory=dict)
     tickets: dict[str, dict[str, str]] = field(default_factory=dict)  # receiver -> {key, url}
 
@@ -87,39 +87,37 @@ class IncidentState:
     def is_open(self) -> bool:
         return self.phase is not Phase.OK
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready. Written by hand: ``dataclasses.asdict`` deep-copies and is 10x slower."""
-
-        def iso(at: datetime | None) -> str | None:
-            return at.isoformat() if at else None
-
-        return {
-            "fingerprint": self.fingerprint,
-            "phase": self.phase.value,
-            "incident_id": self.incident_id,
-            "first_failed_at": iso(self.first_failed_at),
-            "last_failed_at": iso(self.last_failed_at),
-            "last_success_at": iso(self.last_success_at),
-            "resolving_since": iso(self.resolving_since),
-            "last_seen_at": iso(self.last_seen_at),
-            "consecutive_failures": self.consecutive_failures,
-            "flaps": self.flaps,
-            "severity": self.severity.value if self.severity else None,
-            "last_event": self.last_event,
-            "receivers": {
-                name: {"notified_at": m.notified_at.isoformat(), "severity": m.severity.value, "transition": m.transition.value}
-                for name, m in self.receivers.items()
-            },
-            "tickets": self.tickets,
-        }
+    def copy(self) -> IncidentState:
+        """A copy whose receivers and tickets can change without touching this one
+        (``dataclasses.replace`` costs several times more, and this runs per event).
+        Events and receiver marks are frozen, so they are shared."""
+        return IncidentState(
+            self.fingerprint,
+            self.phase,
+            self.incident_id,
+            self.first_failed_at,
+            self.last_failed_at,
+            self.last_success_at,
+            self.resolving_since,
+            self.last_seen_at,
+            self.consecutive_failures,
+            self.flaps,
+            self.severity,
+            self.last_event,
+            dict(self.receivers),
+            {receiver: dict(ticket) for receiver, ticket in self.tickets.items()},
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IncidentState:
+        """The first stored format (one JSON object per state, the event as ``AlertEvent.to_dict``),
+        still found in state DBs written by earlier versions."""
         kwargs = dict(data)
         for key in ("first_failed_at", "last_failed_at", "last_success_at", "resolving_since", "last_seen_at"):
             kwargs[key] = _dt(kwargs.get(key))
         kwargs["phase"] = Phase(kwargs.get("phase", "ok"))
         kwargs["severity"] = Severity(kwargs["severity"]) if kwargs.get("severity") else None
+        kwargs["last_event"] = AlertEvent.from_dict(kwargs["last_event"]) if kwargs.get("last_event") else None
         kwargs["receivers"] = {
             name: ReceiverMark(_dt(m["notified_at"]), Severity(m["severity"]), Transition(m.get("transition", "new")))  # type: ignore[arg-type]
             for name, m in (kwargs.get("receivers") or {}).items()
@@ -138,11 +136,12 @@ def observe(state: IncidentState, event: AlertEvent, flap_window: timedelta) -> 
     at = event.occurred_at
     if state.last_seen_at is not None and at <= state.last_seen_at:
         return state, Observation.STALE  # older than what we saw, or the same event replayed
-    new = replace(state, last_seen_at=at, receivers=dict(state.receivers), tickets=dict(state.tickets))
+    new = state.copy()
+    new.last_seen_at = at
 
     if event.is_failing:
         new.last_failed_at = at
-        new.last_event = event.to_dict()
+        new.last_event = event
         if state.phase is Phase.OK:
             new.phase = Phase.FAILING
             new.incident_id = incident_id_for(event.fingerprint, at)
@@ -185,4 +184,6 @@ def recovery_due(state: IncidentState, now: datetime, flap_window: timedelta) ->
 def close(state: IncidentState) -> IncidentState:
     """Mark the incident recovered. Keeps the incident fields so the recovery can be rendered;
     the next failure opens a fresh incident (``observe`` resets them)."""
-    return replace(state, phase=Phase.OK)
+    closed = state.copy()
+    closed.phase = Phase.OK
+    return closed

@@ -177,11 +177,14 @@ def receivers_for(
     routes: Sequence[Route],
     owners_map: dict[str, tuple[str, ...]],
     default_receivers: Sequence[str] = (),
+    *,
+    matched: Sequence[Route] | None = None,
 ) -> list[str]:
-    """Receivers that should hear about this failing event now, de-duplicated, in route order."""
+    """Receivers that should hear about this failing event now, de-duplicated, in route order.
+    ``matched`` is ``match_routes(event, routes)`` when the caller already has it (see :class:`MatchCache`)."""
     names: list[str] = []
     any_route = False
-    for route in match_routes(event, routes):
+    for route in match_routes(event, routes) if matched is None else matched:
         any_route = True
         if consecutive_failures >= route.min_failures:
             names.extend(route.receivers)
@@ -197,3 +200,42 @@ def active_silence(event: AlertEvent, silences: Sequence[Silence], now: datetime
         if silence.active(event, now):
             return silence
     return None
+
+
+class MatchCache:
+    """Route and silence matching for one router call, done once per distinct event key.
+
+    Matching reads only a few event fields (severity, source, kind, and the entity, tags and owners
+    that some matcher names), and a sensor batch repeats the same few combinations, so the answer
+    is memoised on exactly those fields. Silences are checked against ``now`` once, up front; the
+    cache is meant for one call (one ``now``), then thrown away.
+    """
+
+    def __init__(self, routes: Sequence[Route], silences: Sequence[Silence], now: datetime) -> None:
+        self.routes = routes
+        self.silences = [s for s in silences if now < s.expires_at]
+        matchers: list[Matcher] = [*routes, *self.silences]
+        self._by_entity = any(m.entity is not None or m.fingerprint is not None for m in matchers)
+        self._tag_keys = tuple(sorted({k for m in matchers for k in m.tags}))
+        self._by_owner = any(m.owners for m in matchers)
+        self._memo: dict[tuple[object, ...], tuple[list[Route], Silence | None]] = {}
+
+    def key(self, event: AlertEvent) -> tuple[object, ...]:
+        """Equal for two events exactly when no route or silence can tell them apart."""
+        return (
+            event.severity,
+            event.source,
+            event.kind,
+            event.entity if self._by_entity else None,
+            tuple(map(event.tags.get, self._tag_keys)) if self._tag_keys else None,
+            event.owners if self._by_owner else None,
+        )
+
+    def lookup(self, event: AlertEvent) -> tuple[list[Route], Silence | None]:
+        """``(match_routes(event, routes), the first silence matching it)``."""
+        key = self.key(event)
+        found = self._memo.get(key)
+        if found is None:
+            silence = next((s for s in self.silences if s.matches(event)), None)
+            found = self._memo[key] = (match_routes(event, self.routes), silence)
+        return found

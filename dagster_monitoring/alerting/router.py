@@ -12,14 +12,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
-from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, observe, recovery_due
+from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
-from .policy import active_silence, effective_severity, receivers_for
+from .policy import MatchCache, effective_severity, receivers_for
 from .redact import describe_error, get_logger
 from .state import SqlStateStore
 from .state_health import StateStoreError
@@ -31,6 +32,9 @@ _log = get_logger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_by_time = attrgetter("occurred_at")
 
 
 @dataclass(frozen=True)
@@ -126,16 +130,18 @@ class AlertRouter:
             self.fallback.resolve_ongoing()
 
     def _process(self, events: Iterable[AlertEvent], *, deliver: bool) -> RouterResult:
-        ordered = sorted(events, key=lambda e: e.occurred_at)
+        ordered = sorted(events, key=_by_time)
         now = self.clock()
         result = RouterResult()
+        matching = MatchCache(self.config.routes, self.config.silences, now)
         with self.store.transaction() as conn:
             states = self.store.load(conn, (e.fingerprint for e in ordered))
             changed: dict[str, IncidentState] = {}
             for event in ordered:
-                state = states.get(event.fingerprint) or IncidentState(event.fingerprint)
-                state = self._apply(state, event, now, result)
-                states[event.fingerprint] = changed[event.fingerprint] = state
+                fp = event.fingerprint
+                state = states.get(fp) or IncidentState(fp)
+                state = self._apply(state, event, now, result, matching)
+                states[fp] = changed[fp] = state
             self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
             self.store.save(conn, list(changed.values()), now)
             self.store.enqueue(conn, result.notifications)
@@ -169,7 +175,7 @@ class AlertRouter:
 
     # -- the chain ---------------------------------------------------------------------------
 
-    def _apply(self, state: IncidentState, event: AlertEvent, now: datetime, result: RouterResult) -> IncidentState:
+    def _apply(self, state: IncidentState, event: AlertEvent, now: datetime, result: RouterResult, matching: MatchCache) -> IncidentState:
         policy = self.config.policy
         state, obs = observe(state, event, policy.flap_window)
         if obs is Observation.STALE:
@@ -185,13 +191,14 @@ class AlertRouter:
             )
             return state
 
-        severity = effective_severity(event, state, policy.escalation)
+        severity = effective_severity(event, state, policy.escalation) if policy.escalation else event.severity
         if state.severity is None or severity > state.severity:
             state.severity = severity
         severity = state.severity
-        event = event if event.severity == severity else event.with_severity(severity)
-        silence = active_silence(event, self.config.silences, now)
-        names = receivers_for(event, state.consecutive_failures, self.config.routes, self.config.owners, self.config.default_receivers)
+        event = event if event.severity is severity else event.with_severity(severity)
+        routes, silence = matching.lookup(event)
+        config = self.config
+        names = receivers_for(event, state.consecutive_failures, config.routes, config.owners, config.default_receivers, matched=routes)
         if not names:
             result.decisions.append(
                 Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at)
@@ -230,12 +237,12 @@ class AlertRouter:
         for state in resolving:
             state = changed.get(state.fingerprint, state)
             if recovery_due(state, now, flap_window):
-                state.phase = Phase.OK
+                state = close(state)
                 changed[state.fingerprint] = state
                 self._announce_recovery(state, now, Observation.RECOVERED, result, now)
 
     def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime) -> None:
-        event = AlertEvent.from_dict(state.last_event) if state.last_event else None
+        event = state.last_event
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]  # C encoder, see to_json
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .lifecycle import IncidentState, Phase
+from .events import AlertEvent, Severity, Status
+from .lifecycle import IncidentState, Phase, ReceiverMark, Transition
 from .notification import Notification
 from .redact import describe_error
 from .state_health import CORRUPT, UNAVAILABLE, SqliteFileGuard, StateProblem, StateStoreError, classify_db_error, describe_location
@@ -38,6 +41,181 @@ incidents = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("state", sa.Text, nullable=False),
 )
+
+
+def _placeholder(conn: Connection) -> str:
+    """The driver's parameter marker: ``?`` for sqlite3, ``%s`` for the PostgreSQL drivers."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+# One compact encoder for stored JSON (state, outbox). ``default=str`` keeps a non-JSON value in
+# ``details`` (a date, a Decimal) from failing the whole router call; it is stored as text.
+# ``json.dumps`` builds a new C encoder on every call, which costs as much as encoding a small
+# state; the C encoder is built once here instead (same output; the pure-Python path otherwise).
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
+_C_ENCODER = c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",", False, False, True) if c_make_encoder is not None else None
+
+
+def to_json(data: Any) -> str:
+    """Compact JSON text, as every stored document is written. (No check for circular data:
+    a self-referencing ``details`` fails with RecursionError instead of ValueError.)"""
+    if _C_ENCODER is None:
+        return _JSON.encode(data)
+    return "".join(_C_ENCODER(data, 0))
+
+
+# -- incidents: the stored state document ------------------------------------------------------
+#
+# Format 2 (written now) is one compact JSON array per state, in this order:
+#   [2, phase, incident_id, first_failed_at, last_failed_at, last_success_at, resolving_since,
+#    last_seen_at, consecutive_failures, flaps, severity, last_event, receivers, tickets]
+# ``last_event`` is [source, kind, entity, status, severity, occurred_at, summary, details, owners,
+# tags, links, run_id, next_action] or null; ``receivers`` maps a name to [notified_at, severity,
+# transition]. Times are integer microseconds since 1970-01-01 UTC: exact, and an integer is
+# several times cheaper to write as JSON than a float or an ISO string. Arrays, because a state
+# is written for every event of every call: no key names to encode and decode. Format 1 (one JSON object,
+# ``IncidentState.from_dict``) is still read, so a state DB written by earlier versions loads;
+# a row is rewritten as format 2 when its incident next changes.
+
+STATE_FORMAT = 2
+_PHASES = {p.value: p for p in Phase}
+_SEVERITIES = {s.value: s for s in Severity}
+_TRANSITIONS = {t.value: t for t in Transition}
+_STATUSES = {s.value: s for s in Status}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _time(at: datetime | None) -> int | None:
+    return None if at is None else (at - _EPOCH) // _MICROSECOND
+
+
+def _from_time(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def encode_state(s: IncidentState) -> str:
+    """The state as stored (format 2). Enum members are ``str`` subclasses: JSON writes their value."""
+    e = s.last_event
+    event = (
+        None
+        if e is None
+        else [
+            e.source,
+            e.kind,
+            e.entity,
+            e.status,
+            e.severity,
+            _time(e.occurred_at),
+            e.summary,
+            e.details,
+            e.owners,
+            e.tags,
+            e.links,
+            e.run_id,
+            e.next_action,
+        ]
+    )
+    return to_json(
+        [
+            STATE_FORMAT,
+            s.phase,
+            s.incident_id,
+            _time(s.first_failed_at),
+            _time(s.last_failed_at),
+            _time(s.last_success_at),
+            _time(s.resolving_since),
+            _time(s.last_seen_at),
+            s.consecutive_failures,
+            s.flaps,
+            s.severity,
+            event,
+            {name: [_time(m.notified_at), m.severity, m.transition] for name, m in s.receivers.items()},
+            s.tickets,
+        ]
+    )
+
+
+def decode_state(fingerprint: str, blob: str) -> IncidentState:
+    """A stored state, in either format."""
+    data = json.loads(blob)
+    if data.__class__ is dict:
+        return IncidentState.from_dict({**data, "fingerprint": fingerprint})  # format 1
+    if data[0] != STATE_FORMAT:
+        raise ValueError(f"state of {fingerprint!r} has format {data[0]!r}; this version reads formats 1 and {STATE_FORMAT}")
+    (_, phase, incident_id, first, last_failed, last_success, resolving, last_seen, failures, flaps, severity, event, marks, tickets) = data
+    if event is not None:
+        source, kind, entity, status, ev_severity, at, summary, details, owners, tags, links, run_id, next_action = event
+        event = AlertEvent(
+            source,
+            kind,
+            entity,
+            _STATUSES[status],
+            _SEVERITIES[ev_severity],
+            _from_time(at),  # type: ignore[arg-type]
+            summary,
+            details,
+            tuple(owners),
+            tags,
+            links,
+            run_id,
+            next_action,
+        )
+    return IncidentState(
+        fingerprint,
+        _PHASES[phase],
+        incident_id,
+        _from_time(first),
+        _from_time(last_failed),
+        _from_time(last_success),
+        _from_time(resolving),
+        _from_time(last_seen),
+        failures,
+        flaps,
+        _SEVERITIES[severity] if severity else None,
+        event,
+        {name: ReceiverMark(_from_time(at), _SEVERITIES[sev], _TRANSITIONS[tr]) for name, (at, sev, tr) in marks.items()},  # type: ignore[arg-type]
+        tickets,
+    )
+
+
+class _KnownStates:
+    """The last stored document of recently loaded or saved fingerprints, with its state.
+
+    A router call loads the states the previous call saved; when the row read back is exactly the
+    document remembered here, a copy of the remembered state is the answer and nothing is parsed.
+    Anything else (a row another process wrote, a save that was rolled back) differs and is
+    decoded. The only difference from decoding: a value JSON cannot hold in an event's details (a
+    date, a tuple) stays what was saved instead of its JSON form. Copies go in and out, so a caller
+    changing a state changes nothing remembered. Bounded; shared by the stores of the process,
+    which is safe because the document decides.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[str, IncidentState]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def decode(self, fingerprint: str, blob: str) -> IncidentState:
+        known = self._items.get(fingerprint)
+        if known is not None and known[0] == blob:
+            return known[1].copy()
+        state = decode_state(fingerprint, blob)
+        self.remember(fingerprint, blob, state)
+        return state
+
+    def remember(self, fingerprint: str, blob: str, state: IncidentState) -> None:
+        with self._lock:
+            self._items[fingerprint] = (blob, state.copy())
+            self._items.move_to_end(fingerprint)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_known = _KnownStates(8192)
+
 
 outbox = sa.Table(
     "dm_alert_outbox",
@@ -237,30 +415,37 @@ class SqlStateStore:
 
     # -- incidents ---------------------------------------------------------------------------
 
+    # The incident statements run on every router call, so they go to the driver as plain SQL
+    # (``exec_driver_sql``): SQLAlchemy's per-row parameter handling cost more than SQLite itself.
+
     def load(self, conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
+        """The stored states of these fingerprints; on PostgreSQL the rows stay locked
+        (``FOR UPDATE``) until the transaction ends."""
         keys = list(dict.fromkeys(fingerprints))
         found: dict[str, IncidentState] = {}
+        ph = _placeholder(conn)
+        lock = "" if self.is_sqlite else " FOR UPDATE"
         for i in range(0, len(keys), _IN_CHUNK):
             chunk = keys[i : i + _IN_CHUNK]
-            query = sa.select(incidents.c.fingerprint, incidents.c.state).where(incidents.c.fingerprint.in_(chunk))
-            if not self.is_sqlite:
-                query = query.with_for_update()
-            for fp, blob in conn.execute(query):
-                found[fp] = IncidentState.from_dict(json.loads(blob))
+            sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE fingerprint IN ({', '.join([ph] * len(chunk))}){lock}"
+            for fp, blob in conn.exec_driver_sql(sql, tuple(chunk)):
+                found[fp] = _known.decode(fp, blob)
         return found
 
     def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime) -> None:
+        """Upsert states (one per fingerprint)."""
         if not states:
             return
-        rows = [
-            {"fingerprint": s.fingerprint, "phase": s.phase.value, "updated_at": _ts(now), "state": json.dumps(s.to_dict())} for s in states
-        ]
-        insert = self._insert(incidents)
-        stmt = insert.on_conflict_do_update(
-            index_elements=[incidents.c.fingerprint],
-            set_={"phase": insert.excluded.phase, "updated_at": insert.excluded.updated_at, "state": insert.excluded.state},
+        ph = _placeholder(conn)
+        sql = (
+            f"INSERT INTO {incidents.name} (fingerprint, phase, updated_at, state) VALUES ({ph}, {ph}, {ph}, {ph}) "
+            "ON CONFLICT (fingerprint) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at, state = excluded.state"
         )
-        conn.execute(stmt, rows)
+        updated_at = _ts(now)
+        rows = [(s.fingerprint, s.phase.value, updated_at, encode_state(s)) for s in states]
+        conn.exec_driver_sql(sql, rows)
+        for state, (fp, _, _, blob) in zip(states, rows, strict=True):
+            _known.remember(fp, blob, state)
 
     def tickets_for(self, fingerprints: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
         """fingerprint -> receiver -> {key, url, incident_id} of the current incident."""
@@ -291,8 +476,8 @@ class SqlStateStore:
         self.save(conn, list({s.fingerprint: s for s in changed}.values()), now)
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
-        query = sa.select(incidents.c.state).where(incidents.c.phase == phase.value)
-        return [IncidentState.from_dict(json.loads(blob)) for (blob,) in conn.execute(query)]
+        sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
+        return [_known.decode(fp, blob) for fp, blob in conn.exec_driver_sql(sql, (phase.value,))]
 
     def get(self, fingerprint: str) -> IncidentState | None:
         with self.transaction() as conn:
@@ -324,7 +509,7 @@ class SqlStateStore:
                 "attempts": 0,
                 "created_at": _ts(n.created_at),
                 "next_attempt_at": _ts(n.created_at),
-                "payload": json.dumps(n.to_dict(), default=str),
+                "payload": to_json(n.to_dict()),
             }
             for n in notifications
         ]
