@@ -11,6 +11,7 @@ SQLite transactions start with ``BEGIN IMMEDIATE`` and Postgres claims rows with
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -522,35 +523,12 @@ class SqlStateStore:
         (backing off) or leased elsewhere, so a receiver never hears "recovered" before "new".
         Other incidents, even of the same fingerprint, are not held back. ``skip_receivers``: ones
         this process is still delivering to (a worker an earlier call left running)."""
-        earlier = outbox.alias("earlier")
-        blocked_by_earlier = (
-            sa.select(earlier.c.id)
-            .where(earlier.c.receiver == outbox.c.receiver)
-            .where(earlier.c.incident_id == outbox.c.incident_id)
-            .where(earlier.c.status == PENDING)
-            .where(earlier.c.id < outbox.c.id)
-            .where(
-                sa.or_(
-                    earlier.c.next_attempt_at > _ts(now),
-                    sa.and_(earlier.c.lease_until.is_not(None), earlier.c.lease_until >= _ts(now)),
-                )
-            )
-            .exists()
-        )
         with self.transaction() as conn:
-            query = (
-                sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.created_at, outbox.c.last_error)
-                .where(outbox.c.status == PENDING)
-                .where(outbox.c.next_attempt_at <= _ts(now))
-                .where(sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < _ts(now)))
-                .where(~blocked_by_earlier)
-                .where(outbox.c.receiver.not_in(list(skip_receivers)) if skip_receivers else sa.true())
-                .order_by(outbox.c.id)
-                .limit(limit)
-            )
-            if not self.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).all()
+            params: dict[str, Any] = {"now": _ts(now), "limit": limit}
+            if skip_receivers:
+                params["skip"] = list(skip_receivers)
+            query = self._claim_query(bool(skip_receivers))
+            rows = conn.execute(query, params).all()
             if not rows:
                 return []
             ids = [r.id for r in rows]
@@ -560,6 +538,36 @@ class SqlStateStore:
             OutboxItem(r.id, Notification.from_dict(json.loads(r.payload)), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
             for r in rows
         ]
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 - one store per process; two shapes of one statement
+    def _claim_query(self, skipping: bool) -> Any:
+        """The claim statement, built once (building it cost ~2.5 ms a call): due, not leased,
+        not behind an older pending row of the same receiver and incident."""
+        now = sa.bindparam("now", type_=sa.Float)
+        earlier = outbox.alias("earlier")
+        blocked_by_earlier = (
+            sa.select(earlier.c.id)
+            .where(earlier.c.receiver == outbox.c.receiver)
+            .where(earlier.c.incident_id == outbox.c.incident_id)
+            .where(earlier.c.status == PENDING)
+            .where(earlier.c.id < outbox.c.id)
+            .where(sa.or_(earlier.c.next_attempt_at > now, sa.and_(earlier.c.lease_until.is_not(None), earlier.c.lease_until >= now)))
+            .exists()
+        )
+        query = (
+            sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.created_at, outbox.c.last_error)
+            .where(outbox.c.status == PENDING)
+            .where(outbox.c.next_attempt_at <= now)
+            .where(sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
+            .where(~blocked_by_earlier)
+            .order_by(outbox.c.id)
+            .limit(sa.bindparam("limit"))
+        )
+        if skipping:
+            query = query.where(outbox.c.receiver.not_in(sa.bindparam("skip", expanding=True)))
+        if not self.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        return query
 
     def release(self, ids: Sequence[int]) -> None:
         """Give back leased rows that were not attempted (their receiver was down this call)."""
