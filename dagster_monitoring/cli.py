@@ -240,9 +240,8 @@ LAYOUTS: dict[str, ViewLayout] = {
             ("p50_duration_s", "p50 s"),
             ("p95_duration_s", "p95 s"),
             ("last_status", "last status"),
-            ("last_run_at", "last run"),
         ),
-        cut={"job_name": 16},
+        cut={"job_name": 30},  # job names stay whole (the last run's time is in --wide / json)
     ),
     "vw_failures_9d": ViewLayout(
         order_by="failures_9d DESC, entity_type, entity, day",

@@ -175,10 +175,10 @@ def test_failure_card_renders_entity_severity_and_run_button(tmp_path):
     assert_rendered_cleanly(rendered)
     text = rendered.text
     assert notification.event.entity in text
-    assert "CRITICAL · NEW" in text
-    assert "Severity CRITICAL" in text  # the fact row: title cell, then value cell
-    assert "Failing since 2026-11-25 00:46 UTC (2h 14m ago)" in text
-    assert "3 rows with amount IS NULL" in text  # details
+    assert "🔴 CRITICAL · NEW" in text
+    assert notification.headline in text and notification.headline.startswith("Critical dbt test failed: ")
+    assert "Failing since 2026-11-25 00:46 UTC (2h 14m ago)" in text  # the fact row: title cell, then value cell
+    assert "Offending value 3 rows with amount IS NULL" in text  # the kind's curated facts, plain labels
     assert_open_url_buttons(
         rendered, notification.event.links,
         {"run": "Open run", "asset_check": "Asset check", "dbt_artifacts": "dbt artifacts"},
@@ -194,10 +194,10 @@ def test_recovered_card_renders_green_with_broken_for(tmp_path):
 
     assert_rendered_cleanly(rendered)
     text = rendered.text
-    assert f"{notification.event.entity} recovered" in text and text.startswith("RECOVERED")
-    assert "Status Recovered" in text
+    assert text.startswith("RECOVERED Recovered: dbt test ")
+    assert "Recovered after 2h 14m" in text
     assert "Broken for 2h 14m" in text
-    assert "Severity CRITICAL" in text
+    assert "What failed" not in text  # no failure wording in a recovery
     assert "Details" not in text
     assert_open_url_buttons(rendered, notification.event.links, {"run": "Open run"})
     r, g, b = rendered.header_rgb()

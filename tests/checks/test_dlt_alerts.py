@@ -43,7 +43,7 @@ def test_schema_drift_reaches_teams_and_recovers_on_the_next_load(lending: Lendi
         drift = [c for c in cards if "dlt_schema_drift" in str(c)]
         assert len(drift) == 1
         text = str(drift[0])
-        assert "WARN · NEW" in text and "dlt / schema_drift" in text
+        assert "WARN · NEW" in text and "Schema changed: " in text
         assert "currency" in text and "principal" in text  # the drift itself is on the card
 
         lending.load(drifted_rows(20), checks)  # same shape again: no new drift
