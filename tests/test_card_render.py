@@ -175,7 +175,7 @@ def test_failure_card_renders_entity_severity_and_run_button(tmp_path):
     assert_rendered_cleanly(rendered)
     text = rendered.text
     assert notification.event.entity in text
-    assert "🔴 CRITICAL · NEW" in text
+    assert "CRITICAL · NEW" in text
     assert notification.headline in text and notification.headline.startswith("Critical dbt test failed: ")
     assert "Failing since 2026-11-25 00:46 UTC (2h 14m ago)" in text  # the fact row: title cell, then value cell
     assert "Offending value 3 rows with amount IS NULL" in text  # the kind's curated facts, plain labels

@@ -66,7 +66,7 @@ def test_failing_dbt_tests_reach_teams_with_severity_message_and_owner_then_reco
         f = facts(critical)
         assert f["Failures"] == "1 in a row" and "team:data-eng" in f["Owner"]  # dbt meta.owner
         header = critical["body"][0]["items"]
-        assert header[0]["text"] == "🔴 CRITICAL · NEW"
+        assert header[0]["text"] == "CRITICAL · NEW"
         assert header[1]["text"] == "Critical dbt test failed: not_null on stg_loans.principal_amount"  # what it is
         detail_facts = {f["title"]: f["value"] for b in critical["body"] if b["type"] == "Container" and not b.get("bleed")
                         for i in b["items"] if i["type"] == "FactSet" for f in i["facts"]}

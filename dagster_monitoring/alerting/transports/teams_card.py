@@ -26,7 +26,6 @@ MAX_ACTIONS = 6
 # a channel tells them apart.
 _STYLE = {Severity.WARN: "warning", Severity.ERROR: "emphasis", Severity.CRITICAL: "attention"}
 _COLOR = {Severity.WARN: "Warning", Severity.ERROR: "Attention", Severity.CRITICAL: "Attention"}
-_BADGE_MARK = {Severity.WARN: "", Severity.ERROR: "", Severity.CRITICAL: "🔴 "}
 _LINK_TITLES = {
     "run": "Open run",
     "fixed_by_run": "Run that fixed it",
@@ -93,7 +92,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
     severity = notification.severity
     style = "good" if recovered else _STYLE[severity]
     color = "Good" if recovered else _COLOR[severity]
-    badge = "RECOVERED" if recovered else f"{_BADGE_MARK[severity]}{severity.value.upper()} · {notification.status_label.upper()}"
+    badge = "RECOVERED" if recovered else f"{severity.value.upper()} · {notification.status_label.upper()}"
 
     header = {
         "type": "Container",
