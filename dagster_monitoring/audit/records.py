@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
@@ -20,10 +20,19 @@ from ..alerting.redact import redact
 from ..alerting.text import truncate
 
 MAX_MESSAGE_CHARS = 4000
+INGESTED_AT = "ingested_at"  # set by the sink when the row is written, not part of the fact
 
 
 class AuditRecordError(ValueError):
     """A record that cannot be written; the message names the table and field."""
+
+
+_json_encode = json.JSONEncoder(default=str, sort_keys=True).encode  # json.dumps(..., default=str, sort_keys=True), built once
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's text, as every sink and the spool store it."""
+    return None if value is None else _json_encode(value)
 
 
 def _hash_id(*parts: object) -> str:
@@ -66,10 +75,16 @@ class AuditRecord(BaseModel):
         """Column -> value, JSON columns serialised, timestamps as aware UTC datetimes."""
         row = self.model_dump()
         for name in self.JSON_FIELDS:
-            if row[name] is not None:
-                row[name] = json.dumps(row[name], default=str, sort_keys=True)
-        row["ingested_at"] = ingested_at
+            row[name] = json_text(row[name])
+        row[INGESTED_AT] = ingested_at
         return row
+
+    @classmethod
+    def column(cls, records: Sequence[AuditRecord], name: str) -> list[Any]:
+        """One column of ``records`` (all of this class), valued as :meth:`to_row` values it.
+        Column-major, without a dict per row: what an Arrow batch is built from."""
+        values = [getattr(r, name) for r in records]
+        return [json_text(v) for v in values] if name in cls.JSON_FIELDS else values
 
     @classmethod
     def build(cls: type[_R], **fields: Any) -> _R:

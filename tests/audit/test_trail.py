@@ -128,3 +128,27 @@ def test_successes_with_no_incident_open_write_no_decision_rows(trail, tmp_path,
         clock.now = tl.at(hour)
         assert [d.observation.value for d in router.process([make_event("loans_daily", "passing", at=clock.now)]).decisions] == ["healthy"]
     assert count(trail, "alert_notifications") == 0
+
+
+def test_a_spool_file_that_cannot_be_parsed_is_set_aside_and_the_rest_replays(trail, tmp_path, caplog):
+    with FileLockedByAnotherProcess(tmp_path / "audit.duckdb"):
+        trail.write(tl.before_recovery())
+    bad = tmp_path / "spool" / "00000000000000000001-garbage.jsonl"  # sorts first
+    bad.write_text('{"table": "runs", "record": {"run_id": "no event_ts"}}\n')
+    with caplog.at_level(logging.ERROR):
+        result = trail.flush()
+    assert result.replayed == len(tl.before_recovery())
+    assert not bad.exists() and bad.with_name(bad.name + ".unreadable").exists()
+    assert any("cannot be parsed" in r.getMessage() and str(bad) in r.getMessage() for r in caplog.records)
+    assert count(trail, "runs") == 5
+
+
+def test_a_session_on_a_locked_file_spools_instead_of_raising(trail, tmp_path):
+    with FileLockedByAnotherProcess(tmp_path / "audit.duckdb"):
+        with trail.session():
+            first = trail.write(tl.before_recovery())
+            second = trail.write(tl.recovery())
+    assert (first.spooled, second.spooled) == (len(tl.before_recovery()), len(tl.recovery()))
+    with trail.session():
+        assert trail.flush().replayed == len(tl.before_recovery()) + len(tl.recovery())
+    assert count(trail, "runs") == 6
