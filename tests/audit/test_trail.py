@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -14,31 +11,9 @@ from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
 from dagster_monitoring.audit.spool import Spool
 from dagster_monitoring.audit.trail import AuditTrail
 
+from ..faults.audit_harness import FileLockedByAnotherProcess
 from ..helpers.factories import make_event, make_router
 from . import timeline as tl
-
-
-class FileLockedByAnotherProcess:
-    """A real outage of the DuckDB sink: another process holds the file's write lock."""
-
-    def __init__(self, path):
-        self.path = path
-        self.proc = None
-
-    def __enter__(self):
-        code = textwrap.dedent(f"""
-            import duckdb, sys
-            con = duckdb.connect({str(self.path)!r})
-            print("locked", flush=True)
-            sys.stdin.read()
-        """)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "locked"
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture
