@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import json.encoder
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
@@ -27,11 +29,32 @@ class AuditRecordError(ValueError):
     """A record that cannot be written; the message names the table and field."""
 
 
-_json_encode = json.JSONEncoder(default=str, sort_keys=True).encode  # json.dumps(..., default=str, sort_keys=True), built once
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, default=str, sort_keys=True)``. ``dumps`` builds a new C encoder per
+    call, most of its cost for small dicts; this builds it once (~3x faster on audit metadata),
+    and falls back to ``dumps`` if the private constructor differs from what is checked here."""
+    slow = json.JSONEncoder(default=str, sort_keys=True).encode
+    try:
+        c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+            None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ", True, False, True
+        )
+
+        def fast(value: Any) -> str:
+            return slow(value) if isinstance(value, str) else "".join(c_encode(value, 0))
+
+        sample = {"b": [1, 2.5, None, True, "é\n"], "a": {"z": datetime(2026, 1, 1, tzinfo=timezone.utc)}}
+        if fast(sample) == slow(sample):
+            return fast
+    except Exception:  # no C accelerator (PyPy) or another signature
+        pass
+    return slow
+
+
+_json_encode = _json_encoder()
 
 
 def json_text(value: Any) -> str | None:
-    """A JSON column's text, as every sink and the spool store it."""
+    """A JSON column's text, as every sink stores it."""
     return None if value is None else _json_encode(value)
 
 
@@ -80,11 +103,14 @@ class AuditRecord(BaseModel):
         return row
 
     @classmethod
-    def column(cls, records: Sequence[AuditRecord], name: str) -> list[Any]:
-        """One column of ``records`` (all of this class), valued as :meth:`to_row` values it.
-        Column-major, without a dict per row: what an Arrow batch is built from."""
-        values = [getattr(r, name) for r in records]
-        return [json_text(v) for v in values] if name in cls.JSON_FIELDS else values
+    def columns(cls, records: Sequence[AuditRecord], names: Sequence[str]) -> list[Sequence[Any]]:
+        """The ``names`` columns of ``records`` (all of this class), valued as :meth:`to_row`
+        values them. Column-major, without a dict per row: what an Arrow batch is built from."""
+        if len(names) == 1:
+            cols: list[Sequence[Any]] = [[getattr(r, names[0]) for r in records]]
+        else:
+            cols = list(zip(*map(operator.attrgetter(*names), records), strict=True))
+        return [[json_text(v) for v in col] if name in cls.JSON_FIELDS else col for name, col in zip(names, cols, strict=True)]
 
     @classmethod
     def build(cls: type[_R], **fields: Any) -> _R:

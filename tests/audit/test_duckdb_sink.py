@@ -142,3 +142,15 @@ def test_rows_are_the_same_as_from_the_record_dicts(sink):
     for name, batch in group_by_table(tl.before_recovery() + tl.recovery()).items():
         target = arrow_schema(schema.table(name))
         assert arrow_table(batch, at, target).equals(pa.Table.from_pylist([r.to_row(at) for r in batch], schema=target)), name
+
+
+def test_json_columns_are_the_text_json_dumps_gives():
+    """json_text builds its C encoder once; the text must stay what json.dumps wrote before."""
+    import json
+    from datetime import date
+
+    from dagster_monitoring.audit.records import json_text
+
+    values = [{"b": [1, 2.5, None, True], "a": {"z": "é"}}, {"when": date(2026, 11, 25)}, {"nan": float("nan")}, ["x", 1], "text", 3]
+    assert [json_text(v) for v in values] == [json.dumps(v, default=str, sort_keys=True) for v in values]
+    assert json_text(None) is None
