@@ -53,8 +53,8 @@ def build_sink(config: AuditConfig) -> AuditSink:
 
 
 def _why(exc: BaseException) -> str:
-    """The sink's own message, or the class too when the sink did not expect the error."""
-    return str(describe_error(exc) if not isinstance(exc, AuditSinkError) else exc)
+    """The sink's own message (already redacted), or class and message of an error it did not expect."""
+    return str(exc) if isinstance(exc, AuditSinkError) else describe_error(exc)
 
 
 class AuditTrail:

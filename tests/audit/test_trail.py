@@ -127,3 +127,14 @@ def test_a_session_on_a_locked_file_spools_instead_of_raising(trail, tmp_path):
     with trail.session():
         assert trail.flush().replayed == len(tl.before_recovery()) + len(tl.recovery())
     assert count(trail, "runs") == 6
+
+
+def test_a_nested_session_shares_the_connection(trail):
+    with trail.session():
+        held = trail.sink._session
+        with trail.session():
+            trail.write(tl.before_recovery())
+            assert trail.sink._session is held
+        assert trail.sink._session is held  # the inner exit did not close the outer connection
+        trail.write(tl.recovery())
+    assert trail.sink._session is None and count(trail, "runs") == 6

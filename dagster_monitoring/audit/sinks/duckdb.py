@@ -101,6 +101,9 @@ class DuckDBSink:
         (locked by another process, unwritable) the session holds nothing and each write fails
         on its own, so the trail spools instead of the tick failing."""
         with self._lock:
+            if self._session is not None:  # already inside a session: share it
+                yield self
+                return
             try:
                 self._session = self._open()
             except AuditSinkError as exc:
