@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import json.encoder
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
@@ -20,10 +22,40 @@ from ..alerting.redact import redact
 from ..alerting.text import truncate
 
 MAX_MESSAGE_CHARS = 4000
+INGESTED_AT = "ingested_at"  # set by the sink when the row is written, not part of the fact
 
 
 class AuditRecordError(ValueError):
     """A record that cannot be written; the message names the table and field."""
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, default=str, sort_keys=True)``. ``dumps`` builds a new C encoder per
+    call, most of its cost for small dicts; this builds it once (~3x faster on audit metadata),
+    and falls back to ``dumps`` if the private constructor differs from what is checked here."""
+    slow = json.JSONEncoder(default=str, sort_keys=True).encode
+    try:
+        c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+            None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ", True, False, True
+        )
+
+        def fast(value: Any) -> str:
+            return slow(value) if isinstance(value, str) else "".join(c_encode(value, 0))
+
+        sample = {"b": [1, 2.5, None, True, "é\n"], "a": {"z": datetime(2026, 1, 1, tzinfo=timezone.utc)}}
+        if fast(sample) == slow(sample):
+            return fast
+    except Exception:  # no C accelerator (PyPy) or another signature
+        pass
+    return slow
+
+
+_json_encode = _json_encoder()
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's text, as every sink stores it."""
+    return None if value is None else _json_encode(value)
 
 
 def _hash_id(*parts: object) -> str:
@@ -66,10 +98,19 @@ class AuditRecord(BaseModel):
         """Column -> value, JSON columns serialised, timestamps as aware UTC datetimes."""
         row = self.model_dump()
         for name in self.JSON_FIELDS:
-            if row[name] is not None:
-                row[name] = json.dumps(row[name], default=str, sort_keys=True)
-        row["ingested_at"] = ingested_at
+            row[name] = json_text(row[name])
+        row[INGESTED_AT] = ingested_at
         return row
+
+    @classmethod
+    def columns(cls, records: Sequence[AuditRecord], names: Sequence[str]) -> list[Sequence[Any]]:
+        """The ``names`` columns of ``records`` (all of this class), valued as :meth:`to_row`
+        values them. Column-major, without a dict per row: what an Arrow batch is built from."""
+        if len(names) == 1:
+            cols: list[Sequence[Any]] = [[getattr(r, names[0]) for r in records]]
+        else:
+            cols = list(zip(*map(operator.attrgetter(*names), records), strict=True))
+        return [[json_text(v) for v in col] if name in cls.JSON_FIELDS else col for name, col in zip(names, cols, strict=True)]
 
     @classmethod
     def build(cls: type[_R], **fields: Any) -> _R:

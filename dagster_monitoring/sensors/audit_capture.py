@@ -3,7 +3,9 @@ check evaluations, written to the audit trail in batches.
 
 It follows the same kind of storage-id cursor as the alert sensor, with its own cursor, so an
 audit outage never delays alerts. The trail spools what the sink cannot take; the cursor moves
-on because the rows are safe in the spool. Nothing here can fail a run: it runs in a sensor.
+on because the rows are safe in the spool. When the spool cannot be written either, the rows are
+only in memory, so the cursor stays and the next tick reads them again (``event_id`` keeps them
+single). Nothing here can fail a run: it runs in a sensor.
 """
 
 from __future__ import annotations
@@ -162,10 +164,15 @@ def build_audit_sensor(
         after, _first = read_cursor(context, ALL_STATUSES, start_from_beginning)
         changes, new_after = status_changes_after(context.instance, after, ALL_STATUSES, max_changes_per_tick)
         records = records_for_changes(context.instance, changes, runtime)
-        result = trail.write(records)
-        save_cursor(context, new_after)
+        with trail.session():  # one open of the DuckDB file for the replay and the new rows
+            result = trail.write(records)
         spooled = f", {result.spooled} spooled (sink unavailable)" if result.spooled else ""
         replayed = f", {result.replayed} replayed from the spool" if result.replayed else ""
+        if result.held or result.dropped:
+            # neither sink nor spool took them: memory is not durable, so read them again next tick
+            held = f", {result.held} held in memory (sink and spool unavailable), cursor kept"
+            return dg.SkipReason(f"{len(changes)} run status change(s), {len(records)} audit row(s){replayed}{held}")
+        save_cursor(context, new_after)
         return dg.SkipReason(f"{len(changes)} run status change(s), {len(records)} audit row(s){spooled}{replayed}")
 
     return sensor

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from dagster_monitoring.audit.records import AuditRecordError, RunRecord
+from dagster_monitoring.audit.sinks.base import AuditSinkError
 from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
 
 from . import timeline as tl
@@ -105,3 +106,51 @@ def test_missing_field_and_naive_timestamp_are_named():
         RunRecord.build(event_ts=datetime(2026, 11, 25, 3), run_id="r", job_name="j", status="FAILURE")
     with pytest.raises(AuditRecordError, match=r"status: must be one of"):
         RunRecord.build(event_ts=tl.at(0), run_id="r", job_name="j", status="EXPLODED")
+
+
+def test_a_folder_that_cannot_be_created_is_an_audit_sink_error(tmp_path):
+    (tmp_path / "audit").write_text("a file where the folder should be")
+    sink = DuckDBSink(tmp_path / "audit" / "audit.duckdb", dataset="audit_test")
+    with pytest.raises(AuditSinkError, match=r"cannot open DuckDB audit file .*FileExistsError"):
+        sink.write(tl.before_recovery())
+    with pytest.raises(AuditSinkError):
+        sink.init()
+
+
+def test_a_batch_mixing_written_and_new_rows_inserts_only_the_new_ones(sink):
+    sink.write(tl.before_recovery())
+    result = sink.write(tl.before_recovery() + tl.recovery())  # the key check fails, ON CONFLICT takes over
+    assert result.inserted == len(tl.recovery()) == 2
+    assert sink.query("SELECT count(*), count(DISTINCT event_id) FROM audit_test.runs")[1] == [(6, 6)]
+
+
+def test_the_same_fact_twice_in_one_batch_is_one_row(sink):
+    result = sink.write(tl.recovery() + tl.recovery())
+    assert result.inserted == 2
+    assert sink.query("SELECT count(*) FROM audit_test.dbt_test_results")[1] == [(1,)]
+
+
+def test_rows_are_the_same_as_from_the_record_dicts(sink):
+    """The Arrow batch is built column by column; it must hold what ``to_row`` describes."""
+    import pyarrow as pa
+
+    from dagster_monitoring.audit import schema
+    from dagster_monitoring.audit.records import group_by_table
+    from dagster_monitoring.audit.sinks.duckdb import arrow_schema, arrow_table
+
+    at = tl.at(9)
+    for name, batch in group_by_table(tl.before_recovery() + tl.recovery()).items():
+        target = arrow_schema(schema.table(name))
+        assert arrow_table(batch, at, target).equals(pa.Table.from_pylist([r.to_row(at) for r in batch], schema=target)), name
+
+
+def test_json_columns_are_the_text_json_dumps_gives():
+    """json_text builds its C encoder once; the text must stay what json.dumps wrote before."""
+    import json
+    from datetime import date
+
+    from dagster_monitoring.audit.records import json_text
+
+    values = [{"b": [1, 2.5, None, True], "a": {"z": "é"}}, {"when": date(2026, 11, 25)}, {"nan": float("nan")}, ["x", 1], "text", 3]
+    assert [json_text(v) for v in values] == [json.dumps(v, default=str, sort_keys=True) for v in values]
+    assert json_text(None) is None

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -14,31 +11,9 @@ from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
 from dagster_monitoring.audit.spool import Spool
 from dagster_monitoring.audit.trail import AuditTrail
 
+from ..faults.audit_harness import FileLockedByAnotherProcess
 from ..helpers.factories import make_event, make_router
 from . import timeline as tl
-
-
-class FileLockedByAnotherProcess:
-    """A real outage of the DuckDB sink: another process holds the file's write lock."""
-
-    def __init__(self, path):
-        self.path = path
-        self.proc = None
-
-    def __enter__(self):
-        code = textwrap.dedent(f"""
-            import duckdb, sys
-            con = duckdb.connect({str(self.path)!r})
-            print("locked", flush=True)
-            sys.stdin.read()
-        """)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "locked"
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -177,3 +152,38 @@ def test_asset_checks_that_are_not_dbt_tests_stay_checks(trail):
     trail.write(tl.before_recovery() + tl.dbt_in_dagster_failing())
     checks = rows_of(trail, "vw_entity_events", "WHERE entity_type = 'asset_check'")
     assert {r["entity"] for r in checks} == {"loans/fct_loans:row_count_ok"} and len(checks) == 4
+
+
+def test_a_spool_file_that_cannot_be_parsed_is_set_aside_and_the_rest_replays(trail, tmp_path, caplog):
+    with FileLockedByAnotherProcess(tmp_path / "audit.duckdb"):
+        trail.write(tl.before_recovery())
+    bad = tmp_path / "spool" / "00000000000000000001-garbage.jsonl"  # sorts first
+    bad.write_text('{"table": "runs", "record": {"run_id": "no event_ts"}}\n')
+    with caplog.at_level(logging.ERROR):
+        result = trail.flush()
+    assert result.replayed == len(tl.before_recovery())
+    assert not bad.exists() and bad.with_name(bad.name + ".unreadable").exists()
+    assert any("cannot be parsed" in r.getMessage() and str(bad) in r.getMessage() for r in caplog.records)
+    assert count(trail, "runs") == 5
+
+
+def test_a_session_on_a_locked_file_spools_instead_of_raising(trail, tmp_path):
+    with FileLockedByAnotherProcess(tmp_path / "audit.duckdb"):
+        with trail.session():
+            first = trail.write(tl.before_recovery())
+            second = trail.write(tl.recovery())
+    assert (first.spooled, second.spooled) == (len(tl.before_recovery()), len(tl.recovery()))
+    with trail.session():
+        assert trail.flush().replayed == len(tl.before_recovery()) + len(tl.recovery())
+    assert count(trail, "runs") == 6
+
+
+def test_a_nested_session_shares_the_connection(trail):
+    with trail.session():
+        held = trail.sink._session
+        with trail.session():
+            trail.write(tl.before_recovery())
+            assert trail.sink._session is held
+        assert trail.sink._session is held  # the inner exit did not close the outer connection
+        trail.write(tl.recovery())
+    assert trail.sink._session is None and count(trail, "runs") == 6

@@ -14,7 +14,8 @@ from ..records import AuditRecord
 
 
 class AuditSinkError(RuntimeError):
-    """A batch could not be written (sink down, quota, network): the spool keeps it."""
+    """A batch could not be written (sink down, locked, unwritable, quota, network, rejected
+    rows): the spool keeps it. Sinks raise only this from ``write``."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class WriteResult:
     inserted: int | None = None  # rows new to the sink, when the sink can tell
     requests: int = 0  # API requests / statements used
     spooled: int = 0  # rows kept locally for the next call
-    replayed: int = 0  # spooled rows written on this call
+    replayed: int = 0  # spooled (or held) rows written on this call
+    held: int = 0  # rows of this call kept in memory only: the spool was not writable either
+    dropped: int = 0  # held rows given up on this call because memory reached its bound
     per_table: dict[str, int] = field(default_factory=dict)
 
 

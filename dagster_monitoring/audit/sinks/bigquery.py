@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ...alerting.redact import describe_error
+from ...alerting.redact import describe_error, redact
 from .. import schema
 from ..records import AuditRecord, group_by_table
 from .base import AuditSinkError, SinkCapabilities, WriteResult
@@ -149,14 +149,18 @@ class BigQuerySink:
             raise AuditSinkError(f"BigQuery init of {self.project_id}.{self.dataset} failed: {describe_error(exc)}") from exc
 
     def write(self, records: Sequence[AuditRecord]) -> WriteResult:
+        """insertAll per table in chunks. Any failure (client set-up, transport, API error, rows
+        rejected in a response) raises :class:`AuditSinkError` for the whole batch: the trail
+        spools it and the replay re-sends what had gone in already, which the views absorb."""
         result = WriteResult(attempted=len(records))
         if not records:
             return result
         ingested_at = datetime.now(timezone.utc)
-        for table_name, batch in group_by_table(records).items():
-            rows = [_jsonable(r.to_row(ingested_at)) for r in batch]
-            for chunk in chunk_rows(rows, self.batch_rows):
-                try:
+        table_name = "?"
+        try:
+            for table_name, batch in group_by_table(records).items():
+                rows = [_jsonable(r.to_row(ingested_at)) for r in batch]
+                for chunk in chunk_rows(rows, self.batch_rows):
                     errors = self.client.insert_rows_json(
                         self.table_id(table_name),
                         chunk,
@@ -164,12 +168,14 @@ class BigQuerySink:
                         retry=self._retry(),
                         timeout=self.timeout,
                     )
-                except Exception as exc:
-                    raise AuditSinkError(f"BigQuery insertAll into {table_name} failed: {describe_error(exc)}") from exc
-                result.requests += 1
-                if errors:
-                    raise AuditSinkError(f"BigQuery rejected rows of {table_name}: {str(errors[:3])[:500]}")
-            result.per_table[table_name] = len(batch)
+                    result.requests += 1
+                    if errors:
+                        raise AuditSinkError(f"BigQuery rejected rows of {table_name}: {redact(str(errors[:3]))[:500]}")
+                result.per_table[table_name] = len(batch)
+        except AuditSinkError:
+            raise
+        except Exception as exc:  # google.api_core / google.auth errors, requests transport errors
+            raise AuditSinkError(f"BigQuery insertAll into {table_name} failed: {describe_error(exc)}") from exc
         return result
 
     def query_view(self, view: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
