@@ -44,7 +44,8 @@ bench: install
 	$(BIN)/python benchmarks/alert_noise.py
 	$(BIN)/python benchmarks/router_throughput.py
 	$(BIN)/python benchmarks/ticket_noise.py
-	$(BIN)/python benchmarks/audit_ingest.py
+	$(BIN)/python benchmarks/audit_ingest.py --faults
+	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/sensor_tick.py
 	$(BIN)/python benchmarks/noise_vs_msteams.py
 	$(BIN)/python benchmarks/dbt_overhead.py
