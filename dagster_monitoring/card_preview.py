@@ -57,7 +57,7 @@ def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     payload = json.dumps(cards if isinstance(cards, dict) else list(cards), ensure_ascii=False).replace("</", "<\\/")
     page, count = re.subn(
         r'(<script type="application/json" id="dm-card-json">).*?(</script>)',
-        lambda m: m.group(1) + payload + m.group(2),
+        lambda m: str(m.group(1)) + payload + str(m.group(2)),
         template,
         count=1,
         flags=re.S,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]  # C encoder, see to_json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -429,7 +429,7 @@ class SqlStateStore:
         for i in range(0, len(keys), _IN_CHUNK):
             chunk = keys[i : i + _IN_CHUNK]
             sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE fingerprint IN ({', '.join([ph] * len(chunk))}){lock}"
-            for fp, blob in conn.exec_driver_sql(sql, tuple(chunk)):
+            for fp, blob in conn.exec_driver_sql(sql, tuple(chunk)).tuples():
                 found[fp] = _known.decode(fp, blob)
         return found
 
@@ -478,7 +478,7 @@ class SqlStateStore:
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
-        return [_known.decode(fp, blob) for fp, blob in conn.exec_driver_sql(sql, (phase.value,))]
+        return [_known.decode(fp, blob) for fp, blob in conn.exec_driver_sql(sql, (phase.value,)).tuples()]
 
     def get(self, fingerprint: str) -> IncidentState | None:
         with self.transaction() as conn:
@@ -645,7 +645,7 @@ class SqlStateStore:
     def outbox_counts(self) -> dict[str, int]:
         with self.transaction() as conn:
             rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
-        return {status: count for status, count in rows}
+        return {str(status): cast(int, count) for status, count in rows}
 
     def outbox_rows(self, status: str | None = None) -> list[dict]:
         """For the CLI and tests: the outbox as plain dicts (payloads carry no secrets)."""
