@@ -154,3 +154,28 @@ def test_json_columns_are_the_text_json_dumps_gives():
     values = [{"b": [1, 2.5, None, True], "a": {"z": "é"}}, {"when": date(2026, 11, 25)}, {"nan": float("nan")}, ["x", 1], "text", 3]
     assert [json_text(v) for v in values] == [json.dumps(v, default=str, sort_keys=True) for v in values]
     assert json_text(None) is None
+
+
+def test_a_trail_made_by_an_earlier_version_gets_the_new_views_and_keeps_its_rows(tmp_path):
+    """An existing file skips the tables' DDL, but a changed view definition must still arrive:
+    the views carry the version of the SQL they were made from."""
+    import duckdb
+
+    path = tmp_path / "audit.duckdb"
+    DuckDBSink(path, dataset="audit_test").write(tl.before_recovery())
+    with duckdb.connect(str(path)) as con:  # what an earlier release left: another view body, no version
+        con.execute("CREATE OR REPLACE VIEW audit_test.vw_recent_failures AS SELECT 1 AS stale")
+        con.execute("CREATE OR REPLACE VIEW audit_test.vw_run_summary AS SELECT 1 AS stale")
+    sink = DuckDBSink(path, dataset="audit_test")
+    sink.init()
+    columns, rows = sink.query_view("vw_recent_failures")
+    assert "stale" not in columns and "failing_since" in columns and rows  # the current view, over the old rows
+    assert "stale" not in sink.query_view("vw_run_summary")[0]
+    assert sink.query("SELECT count(*) FROM audit_test.runs")[1] == [(sum(1 for r in tl.before_recovery() if r.TABLE == "runs"),)]
+    again = DuckDBSink(path, dataset="audit_test")
+    again.init()  # already current: one version mark, not a second one
+    with duckdb.connect(str(path), read_only=True) as con:
+        [(comment,)] = con.execute(
+            "SELECT comment FROM duckdb_views() WHERE schema_name = 'audit_test' AND comment IS NOT NULL"
+        ).fetchall()
+    assert comment.startswith("dagster-monitoring views ")

@@ -17,6 +17,7 @@ permission, disk full, a broken file) is an :class:`AuditSinkError`, which the t
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -165,13 +166,31 @@ class DuckDBSink:
         present = {
             r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [self.dataset]).fetchall()
         }
+        views = [(v.name, schema.duckdb_sql(v.ast, self.dataset)) for v in schema.views()]
+        version = "dagster-monitoring views " + hashlib.sha256("\n".join(sql for _, sql in views).encode()).hexdigest()[:16]
         if expected <= present:  # created by an earlier process: skip ~0.1 s of DDL on every new sink
+            if self._views_version(con, views[-1][0]) != version:  # made by another version: new view SQL
+                self._create_views(con, views, version)
             self._initialised = True
             return
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
-        for _kind, _name, ast in schema.iter_all():
-            con.execute(schema.duckdb_sql(ast, self.dataset))
+        for table in schema.tables():
+            con.execute(schema.duckdb_sql(table.ast, self.dataset))
+        self._create_views(con, views, version)
         self._initialised = True
+
+    def _views_version(self, con: duckdb.DuckDBPyConnection, view: str) -> str | None:
+        """The version the views were made with, kept as the last view's comment."""
+        row = con.execute("SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [self.dataset, view]).fetchone()
+        return str(row[0]) if row and row[0] else None
+
+    def _create_views(self, con: duckdb.DuckDBPyConnection, views: Sequence[tuple[str, str]], version: str) -> None:
+        """(Re)create every view, in dependency order, and mark them with ``version``: a trail made
+        by an earlier release picks up changed views (``CREATE OR REPLACE``; tables are untouched)."""
+        for _name, sql in views:
+            con.execute(sql)
+        escaped = version.replace("'", "''")
+        con.execute(f'COMMENT ON VIEW "{self.dataset}"."{views[-1][0]}" IS \'{escaped}\'')
 
     def write(self, records: Sequence[AuditRecord]) -> WriteResult:
         result = WriteResult(attempted=len(records), inserted=0)
