@@ -453,15 +453,9 @@ class SqlStateStore:
         with self.transaction() as conn:
             return {fp: s.tickets for fp, s in self.load(conn, fingerprints).items() if s.tickets}
 
-    def record_tickets(self, entries: Sequence[TicketEntry], now: datetime) -> None:
+    def _record_tickets(self, conn: Connection, entries: Sequence[TicketEntry], now: datetime) -> None:
         """Remember tickets opened by receivers: (fingerprint, incident_id, receiver, key, url).
         A ticket of an incident that has since closed and reopened is not attached to the new one."""
-        if not entries:
-            return
-        with self.transaction() as conn:
-            self._record_tickets(conn, entries, now)
-
-    def _record_tickets(self, conn: Connection, entries: Sequence[TicketEntry], now: datetime) -> None:
         if not entries:
             return
         states = self.load(conn, [e[0] for e in entries])
@@ -584,9 +578,6 @@ class SqlStateStore:
         with self.transaction() as conn:
             self._apply_updates(conn, updates)
             self._record_tickets(conn, tickets, now)
-
-    def apply_updates(self, updates: Sequence[OutboxUpdate]) -> None:
-        self.settle(updates, (), datetime.now(timezone.utc))
 
     def _apply_updates(self, conn: Connection, updates: Sequence[OutboxUpdate]) -> None:
         if not updates:
