@@ -122,6 +122,7 @@ def every_field_set() -> IncidentState:
         "dagster:run:loans_daily", Phase.RESOLVING, "abc-1", T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2),
         T0 + timedelta(minutes=2), T0 + timedelta(minutes=2), consecutive_failures=4, flaps=1, severity=Severity.CRITICAL,
         last_event=event, receivers={"ops": ReceiverMark(T0, Severity.ERROR)}, tickets={"jira": {"key": "OPS-1", "url": ""}},
+        fixed_by={"run": "https://dagster.example.com/runs/r2", "run_id": "r2"},
     )
 
 

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -568,6 +569,15 @@ def test_details_json_cannot_hold_are_stored_as_text(
     assert stored is not None and stored.details == {"day": "2026-11-25", "amount": "1.50"}
     [card] = sent(tmp_path / "ops.jsonl")
     assert card["event"]["details"] == {"day": "2026-11-25", "amount": "1.50"}
+
+
+def test_a_state_remembers_the_run_that_fixed_it_and_reads_rows_written_before_that() -> None:
+    fixed = {"run": "https://dagster.example.com/runs/r2", "run_id": "r2"}
+    state = IncidentState(FP, Phase.RESOLVING, "abc-1", at(0), at(0), at(5), at(5), at(5), 1, fixed_by=fixed)
+    blob = encode_state(state)
+    assert decode_state(FP, blob) == state
+    earlier = json.dumps(json.loads(blob)[:14])  # a format-2 row of the version before fixed_by
+    assert decode_state(FP, earlier) == replace(state, fixed_by=None)
 
 
 def test_a_state_in_an_unknown_format_is_refused_naming_it() -> None:

@@ -82,6 +82,8 @@ class IncidentState:
     last_event: AlertEvent | None = None  # the last failing event, for recovery cards
     receivers: dict[str, ReceiverMark] = field(default_factory=dict)
     tickets: dict[str, dict[str, str]] = field(default_factory=dict)  # receiver -> {key, url}
+    # links of the passing event that ended the failure ("run": the run that fixed it), for the recovery
+    fixed_by: dict[str, str] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +108,7 @@ class IncidentState:
             self.last_event,
             dict(self.receivers),
             {receiver: dict(ticket) for receiver, ticket in self.tickets.items()},
+            self.fixed_by,
         )
 
     @classmethod
@@ -123,6 +126,7 @@ class IncidentState:
             for name, m in (kwargs.get("receivers") or {}).items()
         }
         kwargs["tickets"] = dict(kwargs.get("tickets") or {})
+        kwargs["fixed_by"] = dict(kwargs["fixed_by"]) if kwargs.get("fixed_by") else None
         return cls(**kwargs)
 
 
@@ -151,12 +155,14 @@ def observe(state: IncidentState, event: AlertEvent, flap_window: timedelta) -> 
             new.severity = event.severity
             new.receivers = {}
             new.tickets = {}
+            new.fixed_by = None
             return new, Observation.OPENED
         new.consecutive_failures += 1
         if state.phase is Phase.RESOLVING:
             new.phase = Phase.FAILING
             new.resolving_since = None
             new.flaps += 1
+            new.fixed_by = None
             return new, Observation.REFAILED
         return new, Observation.CONTINUED
 
@@ -166,6 +172,7 @@ def observe(state: IncidentState, event: AlertEvent, flap_window: timedelta) -> 
         return new, Observation.HEALTHY
     if state.phase is Phase.FAILING:
         new.resolving_since = at
+        new.fixed_by = fixed_by_links(event)
         if flap_window <= timedelta(0):
             return close(new), Observation.RECOVERED
         new.phase = Phase.RESOLVING
@@ -175,6 +182,27 @@ def observe(state: IncidentState, event: AlertEvent, flap_window: timedelta) -> 
     if at - state.resolving_since >= flap_window:
         return close(new), Observation.RECOVERED
     return new, Observation.RESOLVING
+
+
+def fixed_by_links(event: AlertEvent) -> dict[str, str]:
+    """What a recovery links as "the run that fixed it": the passing event's own links."""
+    links = {k: v for k, v in event.links.items() if v}
+    if event.run_id:
+        links["run_id"] = event.run_id
+    return links
+
+
+def recovery_links(failing: Mapping[str, str], fixed_by: Mapping[str, str] | None) -> dict[str, str]:
+    """A recovery's links: the run that fixed it first, then the run that failed, then the rest
+    (asset check, runbook) of the failing event's links."""
+    fixed = dict(fixed_by or {})
+    links: dict[str, str] = {}
+    if fixed.get("run") and fixed.get("run") != failing.get("run"):
+        links["fixed_by_run"] = fixed["run"]
+    if failing.get("run"):
+        links["failed_run"] = failing["run"]
+    links.update({k: v for k, v in failing.items() if k != "run" and v})
+    return links
 
 
 def recovery_due(state: IncidentState, now: datetime, flap_window: timedelta) -> bool:

@@ -19,6 +19,25 @@ from .presentation import MAX_HEADLINE, Presentation, present
 from .text import truncate
 
 
+# What a link's button or line says, by the event's ``links`` key (others: the key in words).
+LINK_TITLES = {
+    "run": "Open run",
+    "fixed_by_run": "Run that fixed it",
+    "failed_run": "Failing run",
+    "asset_check": "Asset check",
+    "asset": "Asset",
+    "sensor": "Open sensor",
+    "dbt_artifacts": "dbt artifacts",
+    "compiled_sql": "Test SQL",
+    "runbook": "Runbook",
+    "logs": "Logs",
+}
+
+
+def link_title(key: str, titles: Mapping[str, str] = LINK_TITLES) -> str:
+    return titles.get(key) or LINK_TITLES.get(key) or key.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True)
 class IncidentSnapshot:
     incident_id: str
@@ -117,6 +136,10 @@ class Notification:
             if ref.get("key"):
                 return ref
         return None
+
+    def links(self, titles: Mapping[str, str] = LINK_TITLES) -> list[tuple[str, str]]:
+        """(title, url) of the event's links, in order (a recovery: the run that fixed it first)."""
+        return [(link_title(key, titles), url) for key, url in self.event.links.items() if url]
 
     @property
     def status_label(self) -> str:

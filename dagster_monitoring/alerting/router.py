@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from operator import attrgetter
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
-from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due
+from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due, recovery_links
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
 from .policy import MatchCache, effective_severity, receivers_for
@@ -243,6 +243,8 @@ class AlertRouter:
 
     def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime) -> None:
         event = state.last_event
+        if event is not None:  # the recovery links the run that fixed it next to the one that failed
+            event = replace(event, links=recovery_links(event.links, state.fixed_by))
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(

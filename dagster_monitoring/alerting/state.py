@@ -69,7 +69,7 @@ def to_json(data: Any) -> str:
 #
 # Format 2 (written now) is one compact JSON array per state, in this order:
 #   [2, phase, incident_id, first_failed_at, last_failed_at, last_success_at, resolving_since,
-#    last_seen_at, consecutive_failures, flaps, severity, last_event, receivers, tickets]
+#    last_seen_at, consecutive_failures, flaps, severity, last_event, receivers, tickets, fixed_by]
 # ``last_event`` is [source, kind, entity, status, severity, occurred_at, summary, details, owners,
 # tags, links, run_id, next_action] or null; ``receivers`` maps a name to [notified_at, severity,
 # transition]. Times are integer microseconds since 1970-01-01 UTC: exact, and an integer is
@@ -135,6 +135,7 @@ def encode_state(s: IncidentState) -> str:
             event,
             {name: [_time(m.notified_at), m.severity, m.transition] for name, m in s.receivers.items()},
             s.tickets,
+            s.fixed_by,
         ]
     )
 
@@ -146,7 +147,9 @@ def decode_state(fingerprint: str, blob: str) -> IncidentState:
         return IncidentState.from_dict({**data, "fingerprint": fingerprint})  # format 1
     if data[0] != STATE_FORMAT:
         raise ValueError(f"state of {fingerprint!r} has format {data[0]!r}; this version reads formats 1 and {STATE_FORMAT}")
-    (_, phase, incident_id, first, last_failed, last_success, resolving, last_seen, failures, flaps, severity, event, marks, tickets) = data
+    # fixed_by (the 15th item) came later: a 14-item row of an earlier version has none
+    (_, phase, incident_id, first, last_failed, last_success, resolving, last_seen, failures, flaps, severity, event, marks, tickets) = data[:14]
+    fixed_by = data[14] if len(data) > 14 else None
     if event is not None:
         source, kind, entity, status, ev_severity, at, summary, details, owners, tags, links, run_id, next_action = event
         event = AlertEvent(
@@ -179,6 +182,7 @@ def decode_state(fingerprint: str, blob: str) -> IncidentState:
         event,
         {name: ReceiverMark(_from_time(at), _SEVERITIES[sev], _TRANSITIONS[tr]) for name, (at, sev, tr) in marks.items()},  # type: ignore[arg-type]
         tickets,
+        fixed_by,
     )
 
 
@@ -429,7 +433,7 @@ class SqlStateStore:
         for i in range(0, len(keys), _IN_CHUNK):
             chunk = keys[i : i + _IN_CHUNK]
             sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE fingerprint IN ({', '.join([ph] * len(chunk))}){lock}"
-            for fp, blob in conn.exec_driver_sql(sql, tuple(chunk)).tuples():
+            for fp, blob in conn.exec_driver_sql(sql, tuple(chunk)):
                 found[fp] = _known.decode(fp, blob)
         return found
 
@@ -472,7 +476,7 @@ class SqlStateStore:
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
-        return [_known.decode(fp, blob) for fp, blob in conn.exec_driver_sql(sql, (phase.value,)).tuples()]
+        return [_known.decode(fp, blob) for fp, blob in conn.exec_driver_sql(sql, (phase.value,))]
 
     def get(self, fingerprint: str) -> IncidentState | None:
         with self.transaction() as conn:

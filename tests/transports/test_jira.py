@@ -125,12 +125,17 @@ def test_new_then_one_reminder_comment_then_comment_and_close_on_recovery(tmp_pa
     assert len(jira.calls("GET", "/search/jql")) == 1  # the reminder used the key from the state
 
     clock.advance(minutes=20)
-    [recovered] = router.process([passing(clock)]).deliveries
+    fixing_run = "https://dagster.example.com/runs/9c0d1e2f"
+    [recovered] = router.process([passing(clock, links={"run": fixing_run})]).deliveries
 
     assert recovered.delivered and recovered.external_id == "DATA-1"
     assert issue.status == "Done" and issue.transitions == ["Done"]
     assert len(issue.comments) == 2
     assert comment_text(issue.comments[1]).startswith("Recovered at 2026-11-25 04:20 UTC, broken for 1h 20m")
+    assert f"Fixed by the run {fixing_run}." in comment_text(issue.comments[1])
+    # the recovery comment links the run that fixed it and the one that failed
+    hrefs = [m["attrs"]["href"] for m in _marks(issue.comments[1]) if m["type"] == "link"]
+    assert hrefs[:2] == [fixing_run, RUN_URL]
     assert "Closed through 'Done'" in comment_text(issue.comments[1])
     assert len(jira.issues) == 1 and jira.duplicates() == 0
     assert waits == []

@@ -359,7 +359,8 @@ def test_failure_then_recovery_sends_new_card_then_green_recovered_card(tmp_path
 
     router.process([failing(clock)])
     clock.advance(hours=1, minutes=30)
-    result = router.process([make_event("loans_daily", Status.PASSING, clock.now)])
+    fixing_run = "https://dagster.example.com/runs/5d2f9a01"
+    result = router.process([make_event("loans_daily", Status.PASSING, clock.now, links={"run": fixing_run}, run_id="5d2f9a01")])
 
     [recovery] = result.deliveries
     assert recovery.delivered
@@ -378,7 +379,8 @@ def test_failure_then_recovery_sends_new_card_then_green_recovered_card(tmp_path
     assert recovered_facts["Broken for"] == "1h 30m"
     assert recovered_facts["Recovered at"] == "2026-11-25 04:30 UTC"
     assert not has_details(recovered)
-    assert actions(recovered) == {"Open run": RUN_URL, "Runbook": RUNBOOK_URL}
+    # the run that fixed it first, then the one that failed
+    assert list(actions(recovered).items()) == [("Run that fixed it", fixing_run), ("Failing run", RUN_URL), ("Runbook", RUNBOOK_URL)]
     assert_each_delivered_once(teams, router, 2)
 
 

@@ -27,14 +27,7 @@ from ..notification import Notification
 from ..redact import redact
 from ..text import truncate
 
-LINK_TITLES = {
-    "run": "Dagster run",
-    "asset_check": "Asset check",
-    "asset": "Asset",
-    "dbt_artifacts": "dbt artifacts",
-    "runbook": "Runbook",
-    "logs": "Logs",
-}
+LINK_TITLES = {"run": "Dagster run"}  # the rest as on cards (notification.LINK_TITLES)
 DETAIL_LIMIT = 2000  # characters per detail value; Jira text fields stop at 32,767 in all
 MAX_DETAILS = 20
 OPENED_BY = "dagster-monitoring"
@@ -91,7 +84,7 @@ def ticket_text(notification: Notification) -> TicketText:
     details = [(label, truncate(redact(value).strip(), DETAIL_LIMIT)) for label, value in shown.facts[:MAX_DETAILS]]
     if shown.text:
         details.append((shown.text_label or "Details", truncate(redact(shown.text).strip(), DETAIL_LIMIT)))
-    links = tuple((LINK_TITLES.get(k, k.replace("_", " ").title()), url) for k, url in ev.links.items() if url)
+    links = tuple(notification.links(LINK_TITLES))
     return TicketText(
         summary=one_line(notification.headline, 200),
         what=redact(ev.summary or notification.headline),
@@ -118,7 +111,8 @@ def update_text(notification: Notification, *, extra: str = "") -> str:
     if notification.transition is Transition.RECOVERED:
         broken = format_duration(inc.broken_for) if inc.broken_for is not None else "an unknown time"
         at = inc.recovered_at.strftime("%Y-%m-%d %H:%M UTC") if inc.recovered_at else "now"
-        text = f"Recovered at {at}, broken for {broken} ({failures} since {since})."
+        fixed = ev.links.get("fixed_by_run")
+        text = f"Recovered at {at}, broken for {broken} ({failures} since {since})." + (f" Fixed by the run {fixed}." if fixed else "")
     elif notification.transition is Transition.ESCALATED:
         text = f"{notification.transition_line} Failing since {since}.{last_error}"
     else:

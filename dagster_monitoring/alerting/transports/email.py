@@ -24,15 +24,6 @@ from .base import DeliveryResult
 
 _log = get_logger(__name__)
 _SEVERITY_COLOUR = {"warn": "#b7791f", "error": "#c53030", "critical": "#9b2c2c"}
-_LINK_TITLES = {
-    "run": "Open run",
-    "fixed_by_run": "Run that fixed it",
-    "failed_run": "Failing run",
-    "asset_check": "Asset check",
-    "sensor": "Open sensor",
-    "dbt_artifacts": "dbt artifacts",
-    "runbook": "Runbook",
-}
 
 
 class EmailConfig(ReceiverConfigBase):
@@ -90,7 +81,7 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
     facts = notification.lifecycle_facts()
     what = [] if recovered else shown.facts
     error_text = None if recovered else shown.text
-    links = {_LINK_TITLES.get(k, k.replace("_", " ").capitalize()): v for k, v in ev.links.items() if v}
+    links = dict(notification.links())
     ticket = notification.ticket
     if ticket and ticket.get("url"):
         links[f"Ticket {ticket['key']}"] = ticket["url"]

@@ -34,7 +34,7 @@ from ..notification import Notification
 from ..redact import get_logger
 from ._api import JsonApi, check_credentials, credential_headers, reject_managed_fields
 from ._config import ReceiverConfigBase, SecretValue
-from ._ticket import AWAIT_TICKET_SECONDS, fingerprint_label, one_line, own_ticket, ticket_key, ticket_text, update_text
+from ._ticket import AWAIT_TICKET_SECONDS, LINK_TITLES, fingerprint_label, one_line, own_ticket, ticket_key, ticket_text, update_text
 from .base import DeliveryResult, HttpJsonPoster
 from .jira_adf import comment_doc, description_doc, to_wiki
 
@@ -149,8 +149,9 @@ def build_fields(config: JiraConfig, notification: Notification) -> dict[str, An
 
 def build_comment(config: JiraConfig, notification: Notification, extra: str = "") -> dict[str, Any]:
     """The comment request body for reminders, escalations and the recovery."""
-    run = notification.event.links.get("run")
-    links = [("Dagster run", run)] if run and notification.transition is not Transition.RECOVERED else []
+    links = notification.links(LINK_TITLES)
+    if notification.transition is not Transition.RECOVERED:  # the run that failed last
+        links = [(title, url) for title, url in links if title == LINK_TITLES["run"]]
     return {"body": _body(config, comment_doc(update_text(notification, extra=extra), links))}
 
 

@@ -26,26 +26,14 @@ MAX_ACTIONS = 6
 # a channel tells them apart.
 _STYLE = {Severity.WARN: "warning", Severity.ERROR: "emphasis", Severity.CRITICAL: "attention"}
 _COLOR = {Severity.WARN: "Warning", Severity.ERROR: "Attention", Severity.CRITICAL: "Attention"}
-_LINK_TITLES = {
-    "run": "Open run",
-    "fixed_by_run": "Run that fixed it",
-    "failed_run": "Failing run",
-    "asset_check": "Asset check",
-    "asset": "Asset",
-    "sensor": "Open sensor",
-    "dbt_artifacts": "dbt artifacts",
-    "runbook": "Runbook",
-    "logs": "Logs",
-}
 # Detail levels tried in order until the payload fits: (max chars of the error text, keep it?)
 _DETAIL_LEVELS = ((1500, True), (400, True), (120, True), (0, False))
 
 
 def _links(notification: Notification) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
-    for key, url in notification.event.links.items():
-        if url:
-            actions.append({"type": "Action.OpenUrl", "title": _LINK_TITLES.get(key, key.replace("_", " ").title()), "url": url})
+    for title, url in notification.links():
+        actions.append({"type": "Action.OpenUrl", "title": title, "url": url})
     ticket = notification.ticket
     if ticket and ticket.get("url"):
         actions.insert(1 if actions else 0, {"type": "Action.OpenUrl", "title": f"Ticket {ticket['key']}", "url": ticket["url"]})
