@@ -29,6 +29,7 @@ KIND_METADATA_KEY = "dagster_monitoring/kind"  # asset_check | freshness | schem
 SEVERITY_METADATA_KEY = "dagster_monitoring/severity"  # critical: raise an ERROR check to CRITICAL
 NEXT_ACTION_METADATA_KEY = "dagster_monitoring/next_action"
 OWNERS_METADATA_KEY = "dagster_monitoring/owners"  # comma-separated; the check's own owners win over its asset's
+LINK_METADATA_PREFIX = "dagster_monitoring/link/"  # + a links key ("dbt_artifacts"): a URL the alert links
 MAX_ERROR_CHARS = 2000
 
 
@@ -100,6 +101,11 @@ def default_error_text(error: Any) -> tuple[str | None, str | None]:
     if cls_name:  # SerializableErrorInfo repeats the class, sometimes module-qualified
         message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(cls_name)}:\s*", "", message)
     return cls_name, truncate(redact(message), MAX_ERROR_CHARS)
+
+
+def metadata_links(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Links a check result carries (``dagster_monitoring/link/<name>``), e.g. dbt artefacts."""
+    return {k[len(LINK_METADATA_PREFIX) :]: str(v) for k, v in metadata.items() if k.startswith(LINK_METADATA_PREFIX) and v}
 
 
 class DagsterAlertTranslator:
@@ -249,7 +255,7 @@ class DagsterAlertTranslator:
             details=details,
             owners=self.get_check_owners(metadata, owners),
             tags={**self.settings.extra_tags},
-            links=self.get_check_links(asset_key, check_name, run_id),
+            links={**self.get_check_links(asset_key, check_name, run_id), **metadata_links(metadata)},
             run_id=run_id,
             next_action=None if passed else self.get_check_next_action(asset_key, check_name, metadata),
         )

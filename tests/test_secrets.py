@@ -30,9 +30,11 @@ def assert_clean(text: str, where: str) -> None:
 
 def test_no_secret_leaks_when_every_transport_fails(tmp_path, clock, caplog):
     tls = TlsFiles(tmp_path)
-    with LocalHTTPServer(default=Response(500, "upstream broke")) as teams_srv, \
-         LocalHTTPServer(default=Response(401, {"error": "bad token"})) as hook_srv, \
-         SmtpServer("starttls", tls=tls, username="alerts", password="the-right-one") as smtp:
+    with (
+        LocalHTTPServer(default=Response(500, "upstream broke")) as teams_srv,
+        LocalHTTPServer(default=Response(401, {"error": "bad token"})) as hook_srv,
+        SmtpServer("starttls", tls=tls, username="alerts", password="the-right-one") as smtp,
+    ):
         teams_url = teams_srv.url(f"/workflows/abc123/triggers/manual/paths/invoke?api-version=1&sig={SIG}")
         hook_url = hook_srv.url(f"/hooks/{TOKEN}")
         down_port = free_port()
@@ -40,9 +42,18 @@ def test_no_secret_leaks_when_every_transport_fails(tmp_path, clock, caplog):
             "receivers": [
                 {"type": "teams", "name": "teams", "webhook_url": teams_url, "timeout": "2s"},
                 {"type": "webhook", "name": "hook", "url": hook_url, "headers": {"Authorization": f"Bearer {TOKEN}"}},
-                {"type": "email", "name": "mail", "host": smtp.host, "port": smtp.port, "security": "starttls",
-                 "ca_file": str(tls.ca_file), "username": "alerts", "password": PASSWORD,
-                 "from": "alerts@example.com", "to": ["oncall@example.com"]},
+                {
+                    "type": "email",
+                    "name": "mail",
+                    "host": smtp.host,
+                    "port": smtp.port,
+                    "security": "starttls",
+                    "ca_file": str(tls.ca_file),
+                    "username": "alerts",
+                    "password": PASSWORD,
+                    "from": "alerts@example.com",
+                    "to": ["oncall@example.com"],
+                },
                 {"type": "teams", "name": "teams-down", "webhook_url": f"http://127.0.0.1:{down_port}/wf?sig={SIG}", "timeout": "1s"},
             ],
             "routes": [{"receivers": ["teams", "hook", "mail", "teams-down"]}],
@@ -80,10 +91,14 @@ def test_no_secret_leaks_when_every_transport_fails(tmp_path, clock, caplog):
 def test_urllib3_debug_lines_are_masked(tmp_path, caplog):
     with LocalHTTPServer(default=Response(202)) as srv:
         url = srv.url(f"/workflows/x?sig={SIG}")
-        transport = build_transports(make_router({
-            "receivers": [{"type": "teams", "name": "t", "webhook_url": url}],
-            "state": {"path": str(tmp_path / "s.db")},
-        }).config.receivers)["t"]
+        transport = build_transports(
+            make_router(
+                {
+                    "receivers": [{"type": "teams", "name": "t", "webhook_url": url}],
+                    "state": {"path": str(tmp_path / "s.db")},
+                }
+            ).config.receivers
+        )["t"]
         with caplog.at_level(logging.DEBUG):
             assert transport.send(sample_notification("t", Transition.NEW)).ok
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
@@ -113,14 +128,23 @@ def test_no_ticket_credential_leaks_when_jira_and_servicenow_fail(tmp_path, cloc
         down_port = free_port()
         config = {
             "receivers": [
-                {"type": "jira", "name": "jira", "base_url": jira_srv.base_url, "email": "alerts@example.com",
-                 "api_token": TOKEN, "project": "DATA"},
-                {"type": "jira", "name": "jira-dc", "base_url": dc_srv.base_url, "api_version": 2,
-                 "bearer_token": SIG, "project": "DATA"},
-                {"type": "servicenow", "name": "snow", "base_url": snow_srv.base_url, "username": "svc-dagster",
-                 "password": PASSWORD},
-                {"type": "servicenow", "name": "snow-down", "base_url": f"http://127.0.0.1:{down_port}",
-                 "bearer_token": TOKEN, "timeout": "1s"},
+                {
+                    "type": "jira",
+                    "name": "jira",
+                    "base_url": jira_srv.base_url,
+                    "email": "alerts@example.com",
+                    "api_token": TOKEN,
+                    "project": "DATA",
+                },
+                {"type": "jira", "name": "jira-dc", "base_url": dc_srv.base_url, "api_version": 2, "bearer_token": SIG, "project": "DATA"},
+                {"type": "servicenow", "name": "snow", "base_url": snow_srv.base_url, "username": "svc-dagster", "password": PASSWORD},
+                {
+                    "type": "servicenow",
+                    "name": "snow-down",
+                    "base_url": f"http://127.0.0.1:{down_port}",
+                    "bearer_token": TOKEN,
+                    "timeout": "1s",
+                },
             ],
             "routes": [{"receivers": ["jira", "jira-dc", "snow", "snow-down"]}],
             "policy": {"flap_window": "0s"},
@@ -149,3 +173,17 @@ def test_no_ticket_credential_leaks_when_jira_and_servicenow_fail(tmp_path, cloc
     for text in texts:
         for secret in secrets:
             assert secret not in text, f"secret leaked: {text[:300]}"
+
+
+def test_secret_looking_text_nobody_registered_is_masked_by_its_shape() -> None:
+    from dagster_monitoring.alerting.secret_patterns import redact_patterns
+
+    text = (
+        "connect postgresql://etl:s3cr3t-pw@db.internal/x failed; Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc "
+        "token=tok_123456 key AKIAABCDEFGHIJKLMNOP hook https://acme.webhook.office.com/webhookb2/a/b/c "
+        "sig https://prod.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=zz9"
+    )
+    masked = redact_patterns(text)
+    for secret in ("s3cr3t-pw", "eyJhbGciOiJIUzI1NiJ9", "tok_123456", "AKIAABCDEFGHIJKLMNOP", "webhookb2/a/b/c", "sig=zz9"):
+        assert secret not in masked, secret
+    assert "postgresql://etl:***@db.internal/x failed" in masked  # what is not secret stays readable

@@ -476,13 +476,30 @@ def test_every_field_of_a_state_survives_the_store(
 ) -> None:
     router = new_router(ops_config(tmp_path, state))
     event = make_event(
-        ENTITY, Status.FAILING, at(3), details={"error": "boom", "rows": [1, 2]}, tags={"criticality": "high"},
-        links={"run": "http://dagster/runs/r9"}, run_id="r9", next_action="re-run", owners=("team:a", "b@example.com"),
+        ENTITY,
+        Status.FAILING,
+        at(3),
+        details={"error": "boom", "rows": [1, 2]},
+        tags={"criticality": "high"},
+        links={"run": "http://dagster/runs/r9"},
+        run_id="r9",
+        next_action="re-run",
+        owners=("team:a", "b@example.com"),
     )
     far = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc)
     full = IncidentState(
-        FP, Phase.RESOLVING, "abc-1", at(0) + timedelta(microseconds=1), at(3), at(4), at(4), at(4) + timedelta(microseconds=7),
-        consecutive_failures=3, flaps=2, severity=Severity.CRITICAL, last_event=event,
+        FP,
+        Phase.RESOLVING,
+        "abc-1",
+        at(0) + timedelta(microseconds=1),
+        at(3),
+        at(4),
+        at(4),
+        at(4) + timedelta(microseconds=7),
+        consecutive_failures=3,
+        flaps=2,
+        severity=Severity.CRITICAL,
+        last_event=event,
         receivers={
             "ops": ReceiverMark(at(0), Severity.ERROR, Transition.NEW),
             "jira": ReceiverMark(far, Severity.CRITICAL, Transition.ESCALATED),
@@ -517,9 +534,7 @@ def test_a_row_written_by_another_process_is_read_as_written(
     assert after is not None and (after.incident_id, after.consecutive_failures) == ("theirs-1", 8)
 
 
-def test_a_save_that_is_rolled_back_is_forgotten(
-    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
-) -> None:
+def test_a_save_that_is_rolled_back_is_forgotten(tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory) -> None:
     router = new_router(ops_config(tmp_path, state))
     router.process([fail(0)])
     committed = router.incident(FP)

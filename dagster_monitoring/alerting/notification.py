@@ -18,7 +18,6 @@ from .lifecycle import IncidentState, Transition
 from .presentation import MAX_HEADLINE, Presentation, present
 from .text import truncate
 
-
 # What a link's button or line says, by the event's ``links`` key (others: the key in words).
 LINK_TITLES = {
     "run": "Open run",

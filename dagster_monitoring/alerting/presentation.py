@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import AlertEvent, Severity
+from .failing_rows import FailingRows
 from .redact import redact
 from .text import truncate
 
@@ -28,6 +29,7 @@ DBT_COLUMN = "dbt/column"
 DBT_MODEL = "dbt/model"
 DBT_FAILURES = "dbt/failures"
 DBT_MESSAGE = "dbt/message"
+DBT_FAILING_ROWS = "dbt/failing_rows"
 # dagster-dbt's own check metadata, under plain names but not for humans
 DBT_RAW_KEYS = ("status", "invocation_id", "unique_id", "Execution Duration")
 
@@ -39,6 +41,7 @@ class Presentation:
     facts: list[tuple[str, str]] = field(default_factory=list)  # 2-5 (label, value with unit)
     text_label: str | None = None  # a longer monospace text (an error), when there is one
     text: str | None = None
+    rows: FailingRows | None = None  # the offending rows, also in ``text`` as aligned text
 
     def headline(self, severity: Severity, recovered: bool = False) -> str:
         if recovered:
@@ -86,7 +89,11 @@ def present_dbt_test(ev: AlertEvent, severity: Severity) -> Presentation:
     if message:
         facts.append(("dbt says", _text(message)))
     extra, _ = plain_details(d, skip=DBT_RAW_KEYS)
-    return Presentation(subject, problem, (facts + extra)[:5])
+    raw = d.get(DBT_FAILING_ROWS)
+    rows = FailingRows.from_json(raw) if isinstance(raw, Mapping) else None
+    if rows is None or not rows.rows:
+        return Presentation(subject, problem, (facts + extra)[:5])
+    return Presentation(subject, problem, (facts + extra)[:5], text_label=rows.caption, text=rows.as_text(), rows=rows)
 
 
 def present_schema_drift(ev: AlertEvent, severity: Severity) -> Presentation:
@@ -207,6 +214,7 @@ def present(ev: AlertEvent, severity: Severity) -> Presentation:
         facts=[(label, truncate(redact(value), MAX_FACT)) for label, value in shown.facts if value],
         text_label=shown.text_label,
         text=shown.text,
+        rows=shown.rows,
     )
 
 

@@ -148,7 +148,9 @@ def decode_state(fingerprint: str, blob: str) -> IncidentState:
     if data[0] != STATE_FORMAT:
         raise ValueError(f"state of {fingerprint!r} has format {data[0]!r}; this version reads formats 1 and {STATE_FORMAT}")
     # fixed_by (the 15th item) came later: a 14-item row of an earlier version has none
-    (_, phase, incident_id, first, last_failed, last_success, resolving, last_seen, failures, flaps, severity, event, marks, tickets) = data[:14]
+    (_, phase, incident_id, first, last_failed, last_success, resolving, last_seen, failures, flaps, severity, event, marks, tickets) = (
+        data[:14]
+    )
     fixed_by = data[14] if len(data) > 14 else None
     if event is not None:
         source, kind, entity, status, ev_severity, at, summary, details, owners, tags, links, run_id, next_action = event
@@ -184,6 +186,11 @@ def decode_state(fingerprint: str, blob: str) -> IncidentState:
         tickets,
         fixed_by,
     )
+
+
+def _pairs(result: Any) -> list[tuple[str, str]]:
+    """(fingerprint, state) rows; Row is a tuple (SQLAlchemy 2.1 deprecates ``Result.tuples``)."""
+    return result.all()
 
 
 class _KnownStates:
@@ -433,7 +440,7 @@ class SqlStateStore:
         for i in range(0, len(keys), _IN_CHUNK):
             chunk = keys[i : i + _IN_CHUNK]
             sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE fingerprint IN ({', '.join([ph] * len(chunk))}){lock}"
-            for fp, blob in conn.exec_driver_sql(sql, tuple(chunk)):
+            for fp, blob in _pairs(conn.exec_driver_sql(sql, tuple(chunk))):
                 found[fp] = _known.decode(fp, blob)
         return found
 
@@ -476,7 +483,7 @@ class SqlStateStore:
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
-        return [_known.decode(fp, blob) for fp, blob in conn.exec_driver_sql(sql, (phase.value,))]
+        return [_known.decode(fp, blob) for fp, blob in _pairs(conn.exec_driver_sql(sql, (phase.value,)))]
 
     def get(self, fingerprint: str) -> IncidentState | None:
         with self.transaction() as conn:

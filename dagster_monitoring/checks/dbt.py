@@ -36,15 +36,19 @@ from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dagster_shared.record import copy as copy_record
 
-from ..alerting.presentation import DBT_COLUMN, DBT_MODEL, DBT_TEST_TYPE
+from ..alerting.failing_rows import FailingRows
+from ..alerting.presentation import DBT_COLUMN, DBT_FAILING_ROWS, DBT_MODEL, DBT_TEST_TYPE
+from ..alerting.secret_patterns import redact_patterns
 from ..audit.records import DbtTestResultRecord
 from ..translator import (
     KIND_METADATA_KEY,
+    LINK_METADATA_PREFIX,
     NEXT_ACTION_METADATA_KEY,
     OWNERS_METADATA_KEY,
     SEVERITY_METADATA_KEY,
     SOURCE_METADATA_KEY,
 )
+from .dbt_failing_rows import fetch_failing_rows, release_adapter
 
 if TYPE_CHECKING:
     from dagster_dbt import DbtProject
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DBT_COMPILED_PATH_METADATA_KEY",
+    "DBT_FAILING_ROWS_METADATA_KEY",
     "DBT_FAILURES_METADATA_KEY",
     "DBT_MESSAGE_METADATA_KEY",
     "MonitoringDbtTranslator",
@@ -68,6 +73,7 @@ __all__ = [
 DBT_MESSAGE_METADATA_KEY = "dbt/message"
 DBT_FAILURES_METADATA_KEY = "dbt/failures"
 DBT_COMPILED_PATH_METADATA_KEY = "dbt/compiled_path"
+DBT_FAILING_ROWS_METADATA_KEY = DBT_FAILING_ROWS  # a bounded, redacted sample (alerting.failing_rows.FailingRows)
 DBT_UNIQUE_ID_METADATA_KEY = "unique_id"  # set by dagster-dbt on every test event
 
 
@@ -307,6 +313,8 @@ def _annotate(
     manifest: Mapping[str, Any],
     translator: MonitoringDbtTranslator,
     target_path: Path,
+    failing_rows: FailingRows | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> CheckEvent:
     status = (result or {}).get("status")
     if status is None:
@@ -343,6 +351,10 @@ def _annotate(
         extra[DBT_MESSAGE_METADATA_KEY] = dg.MetadataValue.text(str(message))
     if compiled:
         extra[DBT_COMPILED_PATH_METADATA_KEY] = dg.MetadataValue.path(compiled)
+    if failing_rows is not None:
+        extra[DBT_FAILING_ROWS_METADATA_KEY] = dg.MetadataValue.json(failing_rows.to_json())
+    for name, url in (links or {}).items():
+        extra[LINK_METADATA_PREFIX + name] = dg.MetadataValue.url(url)
     if not event.passed:
         extra[NEXT_ACTION_METADATA_KEY] = dg.MetadataValue.text(
             translator.get_check_next_action(test, model=model, failures=failures, compiled_path=compiled)
@@ -391,6 +403,69 @@ def _write_audit(
         log.warning(f"audit: could not write dbt test results: {exc!r}")
 
 
+def artifact_links(
+    artifacts_url: str | None, test: Mapping[str, Any], *, target_path: Path, run_id: str | None, invocation_id: str | None
+) -> dict[str, str]:
+    """Links to this invocation's artefacts where the user publishes them: ``artifacts_url`` is the
+    URL of the invocation's target folder, with ``{run_id}``, ``{invocation_id}`` and ``{target}``
+    (the folder's name) filled in, e.g. ``https://storage.example.com/dbt/{target}/``. The links:
+    ``dbt_artifacts`` (its ``run_results.json``) and ``compiled_sql`` (the test's compiled SQL)."""
+    if not artifacts_url:
+        return {}
+    base = render_artifacts_url(artifacts_url, target=target_path.name, run_id=run_id or "", invocation_id=invocation_id or "")
+    links = {"dbt_artifacts": f"{base}/run_results.json"}
+    compiled = compiled_sql_path(test, target_path)
+    if compiled:
+        try:
+            relative = Path(compiled).relative_to(target_path)
+        except ValueError:
+            relative = None
+        if relative is not None:
+            links["compiled_sql"] = f"{base}/{relative.as_posix()}"
+    return links
+
+
+def render_artifacts_url(template: str, **values: str) -> str:
+    """``template`` with its placeholders filled, without a trailing slash; an unknown placeholder
+    is a ValueError naming ``artifacts_url`` (raised before dbt runs)."""
+    try:
+        return template.format(**{"target": "", "run_id": "", "invocation_id": "", **values}).rstrip("/")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"artifacts_url {template!r}: {exc!r}; it may use {{run_id}}, {{invocation_id}} and {{target}} (the target folder's name)"
+        ) from None
+
+
+def _sample_failing_rows(
+    invocation: DbtCliInvocation, results: Iterable[Mapping[str, Any] | None], limit: int, log: Any
+) -> dict[str, FailingRows]:
+    """unique_id -> sample of each failing test's rows; a problem is logged, never raised."""
+    adapter = getattr(invocation, "adapter", None)
+    wanted = [r for r in results if r is not None]
+    if limit <= 0 or adapter is None or not wanted:
+        return {}
+    samples: dict[str, FailingRows] = {}
+    try:
+        for result in wanted:
+            try:
+                sample = fetch_failing_rows(adapter, result, limit=limit)
+            except Exception as exc:  # a sample is a courtesy: never fail the run, never hold the alert
+                log.warning(
+                    f"could not read the failing rows of {result.get('unique_id')}: {type(exc).__name__}: {redact_patterns(str(exc))[:300]}"
+                )
+                continue
+            if sample is not None:
+                samples[str(result.get("unique_id"))] = sample
+    finally:
+        try:
+            release_adapter(adapter)
+        except Exception as exc:
+            log.warning(
+                f"could not close the dbt adapter after reading failing rows: {type(exc).__name__}: {redact_patterns(str(exc))[:300]}"
+            )
+    return samples
+
+
 def monitor_dbt_events(
     events: DbtCliInvocation | Iterable[Any],
     *,
@@ -399,6 +474,8 @@ def monitor_dbt_events(
     invocation: DbtCliInvocation | None = None,
     translator: MonitoringDbtTranslator | None = None,
     base_url: str | None = None,
+    failing_rows: int = 5,
+    artifacts_url: str | None = None,
 ) -> Iterator[Any]:
     """Yield dagster-dbt's events with dbt test results turned into monitored check results.
 
@@ -407,6 +484,11 @@ def monitor_dbt_events(
     ``audit``: an AuditResource (or AuditTrail) receiving one ``dbt_test_results`` row per test.
     ``translator``: default the ``@dbt_assets`` translator when it is a MonitoringDbtTranslator.
     ``base_url``: the Dagster webserver URL, for the run link in audit rows.
+    ``failing_rows``: how many of a failing test's rows to read back for its card (0: none); see
+    :mod:`.dbt_failing_rows` for where they come from and how they are bounded and redacted.
+    ``artifacts_url``: where the invocation's target folder is published (object storage, a
+    docs site), so cards link its ``run_results.json`` and the test's compiled SQL; see
+    :func:`artifact_links`.
 
     Why a wrapper: dagster-dbt decides run-time severity from the dbt status only and never
     reads dbt's failure message; this is the one place both can be fixed without patching it.
@@ -414,6 +496,8 @@ def monitor_dbt_events(
     and the audit rows are out.
     """
     stream, inv = _resolve_invocation(events, invocation)
+    if artifacts_url:
+        render_artifacts_url(artifacts_url)  # a bad template fails now, not after the dbt run
     chosen = _translator_for(inv, translator)
     manifest = inv.manifest
     log = context.log if context is not None else dg.get_dagster_logger()
@@ -435,11 +519,24 @@ def monitor_dbt_events(
 
     run_results = _read_run_results(inv, log) if held or audit is not None else None
     by_id = {r.get("unique_id"): r for r in (run_results or {}).get("results", [])}
+    run_id = context.run.run_id if context is not None else None
+    invocation_id = ((run_results or {}).get("metadata") or {}).get("invocation_id")
+    # the dbt process has ended: its warehouse file is free to read
+    samples = _sample_failing_rows(inv, (by_id.get(test["unique_id"]) for _, test in held), failing_rows, log)
     for event, test in held:
-        yield _annotate(event, test, by_id.get(test["unique_id"]), manifest=manifest, translator=chosen, target_path=inv.target_path)
+        result = by_id.get(test["unique_id"])
+        yield _annotate(
+            event,
+            test,
+            result,
+            manifest=manifest,
+            translator=chosen,
+            target_path=inv.target_path,
+            failing_rows=samples.get(test["unique_id"]),
+            links=artifact_links(artifacts_url, test, target_path=inv.target_path, run_id=run_id, invocation_id=invocation_id),
+        )
 
     if audit is not None and run_results is not None:
-        run_id = context.run.run_id if context is not None else None
         run_url = f"{base_url.rstrip('/')}/runs/{run_id}" if base_url and run_id else None
         _write_audit(
             audit,

@@ -6,12 +6,16 @@ Four builds in all: clean then bad data (one warehouse, default raise_on_error),
 with blocking critical checks on / off (raise_on_error=False, so only Dagster decides).
 """
 
+import functools
 import importlib.metadata
 import json
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from packaging import version
 from dagster_monitoring.audit.records import DbtTestResultRecord
 from dagster_monitoring.audit.resource import AuditResource
 from dagster_monitoring.checks.dbt import (
+    DBT_FAILING_ROWS_METADATA_KEY,
     DBT_COMPILED_PATH_METADATA_KEY,
     DBT_FAILURES_METADATA_KEY,
     DBT_MESSAGE_METADATA_KEY,
@@ -45,21 +50,30 @@ ROOT = Path(__file__).resolve().parents[2]
 DBT = Path(sys.executable).parent / "dbt"
 
 CRITICAL = {
-    "not_null_stg_loans_loan_id", "unique_stg_loans_loan_id", "not_null_stg_loans_principal_amount",
-    "not_null_stg_repayments_repayment_id", "unique_stg_repayments_repayment_id",
-    "unique_fct_repayments_repayment_id", "not_null_fct_loan_balances_loan_id", "unique_fct_loan_balances_loan_id",
+    "not_null_stg_loans_loan_id",
+    "unique_stg_loans_loan_id",
+    "not_null_stg_loans_principal_amount",
+    "not_null_stg_repayments_repayment_id",
+    "unique_stg_repayments_repayment_id",
+    "unique_fct_repayments_repayment_id",
+    "not_null_fct_loan_balances_loan_id",
+    "unique_fct_loan_balances_loan_id",
 }
 WARN_ONLY = {
     "accepted_values_stg_loans_status__active__repaid__defaulted__written_off",
     "relationships_stg_repayments_loan_id__loan_id__ref_stg_loans_",
-    "not_negative_stg_repayments_amount", "not_negative_fct_loan_balances_outstanding_balance",
+    "not_negative_stg_repayments_amount",
+    "not_negative_fct_loan_balances_outstanding_balance",
     "assert_repayment_after_disbursement",
 }
 CRITICAL_FAILING = "not_null_stg_loans_principal_amount"
 WARN_FAILING = "accepted_values_stg_loans_status__active__repaid__defaulted__written_off"
 DOWNSTREAM_SKIPPED = {
-    "unique_fct_repayments_repayment_id", "assert_repayment_after_disbursement", "not_null_fct_loan_balances_loan_id",
-    "unique_fct_loan_balances_loan_id", "not_negative_fct_loan_balances_outstanding_balance",
+    "unique_fct_repayments_repayment_id",
+    "assert_repayment_after_disbursement",
+    "not_null_fct_loan_balances_loan_id",
+    "unique_fct_loan_balances_loan_id",
+    "not_negative_fct_loan_balances_outstanding_balance",
 }
 BAD_LOAN = "('L-0999', 'C-999', 'personal', NULL, 11.90, 12, DATE '2025-06-01', 'frozen')"
 
@@ -101,7 +115,12 @@ def copy_project(parsed_project: Path, destination: Path) -> Path:
 
 
 def lender_assets(
-    manifest: dict[str, Any], translator: MonitoringDbtTranslator, *, raise_on_error: bool = True, dbt_vars: dict | None = None
+    manifest: dict[str, Any],
+    translator: MonitoringDbtTranslator,
+    *,
+    raise_on_error: bool = True,
+    dbt_vars: dict | None = None,
+    **monitor: Any,
 ) -> dg.AssetsDefinition:
     """What a user writes: @dbt_assets with the translator, the body wrapped in monitor_dbt_events."""
 
@@ -110,7 +129,7 @@ def lender_assets(
         dbt: DbtCliResource = context.resources.dbt
         args = ["build", *(["--vars", json.dumps(dbt_vars)] if dbt_vars else [])]
         invocation = dbt.cli(args, context=context, raise_on_error=raise_on_error)
-        yield from monitor_dbt_events(invocation.stream(), context=context, audit=context.resources.audit)
+        yield from monitor_dbt_events(invocation.stream(), context=context, audit=context.resources.audit, **monitor)
 
     return lender
 
@@ -148,18 +167,38 @@ def audit_resource(tmp: Path) -> AuditResource:
     return AuditResource(duckdb_path=str(tmp / "audit.duckdb"), spool_dir=str(tmp / "spool"))
 
 
+class StaticFiles:
+    """A folder published over HTTP, as object storage or a docs site publishes dbt's target folder."""
+
+    def __init__(self, folder: Path) -> None:
+        handler = functools.partial(QuietFiles, directory=str(folder))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        pass
+
+
 @pytest.fixture(scope="module")
-def clean_then_bad(parsed_project: Path, manifest: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, Build, AuditResource]:
-    """The demo's story on one warehouse: a green build, then a bad loan lands in raw.loans."""
+def clean_then_bad(
+    parsed_project: Path, manifest: dict, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Build, Build, AuditResource]]:
+    """The demo's story on one warehouse: a green build, then a bad loan lands in raw.loans.
+    The target folder is published over HTTP, and the builds link their artefacts there."""
     tmp = tmp_path_factory.mktemp("clean_then_bad")
     project = copy_project(parsed_project, tmp / "lender")
     audit = audit_resource(tmp)
-    assets = lender_assets(manifest, MonitoringDbtTranslator())
+    published = StaticFiles(project / "target")
+    assets = lender_assets(manifest, MonitoringDbtTranslator(), artifacts_url=published.url + "/{target}/")
     clean = build(assets, project, audit)
     with duckdb.connect(str(project / "target" / "lender.duckdb")) as con:
         con.execute(f"INSERT INTO raw.loans VALUES {BAD_LOAN}")
     bad = build(assets, project, audit)
-    return clean, bad, audit
+    yield clean, bad, audit
+    published.server.shutdown()
 
 
 class BrokenAudit:
@@ -172,7 +211,7 @@ class BrokenAudit:
 @pytest.fixture(scope="module")
 def bad_data_blocking(parsed_project: Path, manifest: dict, tmp_path_factory: pytest.TempPathFactory) -> Build:
     tmp = tmp_path_factory.mktemp("blocking")
-    assets = lender_assets(manifest, MonitoringDbtTranslator(), raise_on_error=False, dbt_vars={"inject_bad_data": True})
+    assets = lender_assets(manifest, MonitoringDbtTranslator(), raise_on_error=False, dbt_vars={"inject_bad_data": True}, failing_rows=0)
     return build(assets, copy_project(parsed_project, tmp / "lender"), audit_resource(tmp))
 
 
@@ -305,21 +344,42 @@ class FakeInvocation:
 
 def test_failed_results_wait_for_run_results_and_op_evaluations_are_rewritten_too(manifest, tmp_path):
     ids = {n["name"]: uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "test"}
-    (tmp_path / "run_results.json").write_text(json.dumps({
-        "metadata": {"invocation_id": "inv-1", "generated_at": "2025-06-30T03:00:00Z"},
-        "results": [
-            {"unique_id": ids[CRITICAL_FAILING], "status": "fail", "failures": 2, "timing": [], "execution_time": 0.1,
-             "message": "Got 2 results, configured to fail if != 0"},
-            # `dbt build --warn-error` turns a warning into a failure; dagster-dbt would then say ERROR
-            {"unique_id": ids[WARN_FAILING], "status": "fail", "failures": 1, "timing": [], "execution_time": 0.1,
-             "message": "Got 1 result, configured to fail if != 0"},
-        ],
-    }))
+    (tmp_path / "run_results.json").write_text(
+        json.dumps(
+            {
+                "metadata": {"invocation_id": "inv-1", "generated_at": "2025-06-30T03:00:00Z"},
+                "results": [
+                    {
+                        "unique_id": ids[CRITICAL_FAILING],
+                        "status": "fail",
+                        "failures": 2,
+                        "timing": [],
+                        "execution_time": 0.1,
+                        "message": "Got 2 results, configured to fail if != 0",
+                    },
+                    # `dbt build --warn-error` turns a warning into a failure; dagster-dbt would then say ERROR
+                    {
+                        "unique_id": ids[WARN_FAILING],
+                        "status": "fail",
+                        "failures": 1,
+                        "timing": [],
+                        "execution_time": 0.1,
+                        "message": "Got 1 result, configured to fail if != 0",
+                    },
+                ],
+            }
+        )
+    )
 
     def evaluation(name: str, passed: bool) -> AssetCheckEvaluation:  # what dagster-dbt yields in an @op
         status = "pass" if passed else "fail"
-        return AssetCheckEvaluation(asset_key=dg.AssetKey(["stg_loans"]), check_name=name, passed=passed,
-                                    metadata={"unique_id": ids[name], "status": status}, severity=dg.AssetCheckSeverity.ERROR)
+        return AssetCheckEvaluation(
+            asset_key=dg.AssetKey(["stg_loans"]),
+            check_name=name,
+            passed=passed,
+            metadata={"unique_id": ids[name], "status": status},
+            severity=dg.AssetCheckSeverity.ERROR,
+        )
 
     def dagster_dbt_stream() -> Any:
         yield evaluation(CRITICAL_FAILING, passed=False)
@@ -336,7 +396,10 @@ def test_failed_results_wait_for_run_results_and_op_evaluations_are_rewritten_to
 
     # Passed results go straight through, failed ones wait for run_results.json; the dbt error comes last.
     assert [getattr(e, "check_name", "materialization") for e in seen] == [
-        "not_null_stg_loans_loan_id", "materialization", CRITICAL_FAILING, WARN_FAILING,
+        "not_null_stg_loans_loan_id",
+        "materialization",
+        CRITICAL_FAILING,
+        WARN_FAILING,
     ]
     passed, _, critical, warn = seen
     assert isinstance(critical, AssetCheckEvaluation) and passed.severity == dg.AssetCheckSeverity.ERROR
@@ -363,11 +426,17 @@ def test_dbt_test_records_from_run_results_and_manifest(clean_then_bad, manifest
     _, bad, _ = clean_then_bad
     run_results = bad.artifact("run_results.json")
     target = bad.project / "target" / "x"
-    records = {r.test_name: r for r in dbt_test_records(run_results, manifest, run_id="run-1", run_url="http://dagster/runs/run-1", target_path=target)}
+    records = {
+        r.test_name: r
+        for r in dbt_test_records(run_results, manifest, run_id="run-1", run_url="http://dagster/runs/run-1", target_path=target)
+    }
 
     assert set(records) == CRITICAL | WARN_ONLY  # models and hooks are not test results
     assert {n for n, r in records.items() if r.status == "skipped"} == DOWNSTREAM_SKIPPED
-    assert {n for n, r in records.items() if r.status == "pass"} == (CRITICAL | WARN_ONLY) - DOWNSTREAM_SKIPPED - {CRITICAL_FAILING, WARN_FAILING}
+    assert {n for n, r in records.items() if r.status == "pass"} == (CRITICAL | WARN_ONLY) - DOWNSTREAM_SKIPPED - {
+        CRITICAL_FAILING,
+        WARN_FAILING,
+    }
     assert {n for n, r in records.items() if r.is_critical} == CRITICAL
 
     failed = records[CRITICAL_FAILING]
@@ -392,8 +461,14 @@ def test_dbt_test_records_edge_cases(manifest):
         "metadata": {"invocation_id": "inv-1", "generated_at": "2025-06-30T03:00:00Z"},
         "results": [
             {"unique_id": "model.lender.stg_loans", "status": "success", "timing": []},
-            {"unique_id": "test.other.not_null_x_id.abc", "status": "error", "message": "Database Error", "timing": [],
-             "failures": None, "execution_time": 0.1},
+            {
+                "unique_id": "test.other.not_null_x_id.abc",
+                "status": "error",
+                "message": "Database Error",
+                "timing": [],
+                "failures": None,
+                "execution_time": 0.1,
+            },
         ],
     }
     (record,) = dbt_test_records(run_results, manifest, run_id=None)
@@ -420,8 +495,98 @@ def test_results_land_in_the_duckdb_audit_trail(clean_then_bad):
     latest = {row[0]: dict(zip(columns, row)) for row in rows}
     assert set(latest) == DOWNSTREAM_SKIPPED | {CRITICAL_FAILING, WARN_FAILING}
     assert latest[CRITICAL_FAILING] == {
-        "test_name": CRITICAL_FAILING, "status": "fail", "previous_status": "pass", "is_critical": True, "failures": 1,
-        "message": "Got 1 result, configured to fail if != 0", "model": "stg_loans",
+        "test_name": CRITICAL_FAILING,
+        "status": "fail",
+        "previous_status": "pass",
+        "is_critical": True,
+        "failures": 1,
+        "message": "Got 1 result, configured to fail if != 0",
+        "model": "stg_loans",
         "owners": "team:data-eng,data-eng@lender.example",
     }
     assert latest[WARN_FAILING]["status"] == "warn" and latest[WARN_FAILING]["previous_status"] == "pass"
+
+
+# -- what the card shows of a failing test -------------------------------------------------------
+
+
+def card_of_evaluation(evaluation: Any, asset_owners: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The Teams card the alert sensor's path makes of a check evaluation: translator, notification, card."""
+    from datetime import datetime, timezone
+
+    from dagster_monitoring.alerting import Transition
+    from dagster_monitoring.alerting.notification import IncidentSnapshot, Notification
+    from dagster_monitoring.alerting.transports.teams_card import build_message, payload_size
+    from dagster_monitoring.sensors._status_changes import metadata_values
+    from dagster_monitoring.translator import DagsterAlertTranslator, DagsterAlertTranslatorSettings
+
+    now = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
+    event = DagsterAlertTranslator(DagsterAlertTranslatorSettings(base_url="http://dagster.local")).to_check_event(
+        asset_key=evaluation.asset_key,
+        check_name=evaluation.check_name,
+        passed=evaluation.passed,
+        severity=evaluation.severity,
+        occurred_at=now,
+        metadata=metadata_values(evaluation.metadata),
+        description=evaluation.description,
+        owners=asset_owners,
+        run_id="r1",
+    )
+    incident = IncidentSnapshot("i-1", event.fingerprint, now, now, 1)
+    notification = Notification("k", "teams", Transition.NEW, event.severity, event, incident, now)
+    message = build_message(notification)
+    assert payload_size(message) <= 28_000
+    return message["attachments"][0]["content"]
+
+
+def table_cells(card: dict[str, Any]) -> list[list[str]]:
+    def walk(node: Any) -> Iterator[dict[str, Any]]:
+        if isinstance(node, dict):
+            yield node
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    (table,) = [n for n in walk(card["body"]) if n.get("type") == "Table"]
+    return [[cell["items"][0]["text"] for cell in row["cells"]] for row in table["rows"]]
+
+
+def test_a_failing_critical_test_card_shows_the_offending_rows_and_links_artefacts_that_resolve(clean_then_bad):
+    import requests
+
+    _, bad, _ = clean_then_bad
+    critical = bad.evaluations[CRITICAL_FAILING]
+    sample = text(critical, DBT_FAILING_ROWS_METADATA_KEY)
+    assert sample["source"] == "stored failures" and sample["total"] == 1  # store_failures: the whole row
+    card = card_of_evaluation(critical)
+    header, *rows = table_cells(card)
+    # the offending loan itself, its first six columns (a card at 390 px holds no more)
+    assert header == ["loan_id", "customer_id", "product", "principal_amount", "annual_rate_pct", "term_months"]
+    assert rows == [["L-0999", "C-999", "personal", "NULL", "11.90", "12"]]
+    assert "Failing rows (1, 2 more columns)" in json.dumps(card)
+
+    actions = {a["title"]: a["url"] for a in card["actions"]}
+    assert actions["Open run"] == "http://dagster.local/runs/r1"
+    artefacts = requests.get(actions["dbt artifacts"], timeout=5)
+    assert artefacts.status_code == 200
+    assert any(CRITICAL_FAILING in r["unique_id"] for r in artefacts.json()["results"])
+    compiled = requests.get(actions["Test SQL"], timeout=5)
+    assert compiled.status_code == 200 and "principal_amount is null" in compiled.text
+
+
+def test_a_failing_test_without_stored_failures_shows_what_its_query_finds(clean_then_bad):
+    _, bad, _ = clean_then_bad
+    warn = bad.evaluations[WARN_FAILING]
+    sample = text(warn, DBT_FAILING_ROWS_METADATA_KEY)
+    assert sample["source"] == "test query"
+    header, *rows = table_cells(card_of_evaluation(warn))
+    assert header == ["value_field", "n_records"] and rows == [["frozen", "1"]]  # the unknown status, once
+
+
+def test_passing_tests_carry_no_sample_and_sampling_can_be_turned_off(clean_then_bad, bad_data_blocking):
+    clean, _, _ = clean_then_bad
+    assert all(DBT_FAILING_ROWS_METADATA_KEY not in e.metadata for e in clean.evaluations.values())
+    failed = [e for e in bad_data_blocking.evaluations.values() if not e.passed]
+    assert failed and all(DBT_FAILING_ROWS_METADATA_KEY not in e.metadata for e in failed)  # built with failing_rows=0

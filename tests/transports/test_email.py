@@ -112,7 +112,9 @@ def test_plain_smtp_delivers_multipart_alternative_with_facts_and_links() -> Non
     assert msg["X-Dagster-Monitoring-Fingerprint"].strip() == notification.incident.fingerprint
 
     text, html = body["text/plain"], body["text/html"]
-    assert text.replace("\r\n", "\n").startswith(f"CRITICAL · NEW: {notification.headline}\nNew CRITICAL incident.")  # the transition opens the body
+    assert text.replace("\r\n", "\n").startswith(
+        f"CRITICAL · NEW: {notification.headline}\nNew CRITICAL incident."
+    )  # the transition opens the body
     assert "Failing since: " in text and notification.incident.first_failed_at.strftime("%Y-%m-%d %H:%M UTC") in text
     assert "Owner: team:data-eng" in text
     assert f"Open run: {notification.event.links['run']}" in text
@@ -122,6 +124,27 @@ def test_plain_smtp_delivers_multipart_alternative_with_facts_and_links() -> Non
         assert f">{label}</th>" in html
     assert ">team:data-eng</td>" in html and "overflow-wrap:anywhere" in html  # long paths and URLs wrap
     assert f"href='{notification.event.links['run']}'>Open run</a>" in html
+
+
+def test_a_failing_dbt_test_mail_shows_its_failing_rows_as_a_table_in_both_parts() -> None:
+    from dataclasses import replace
+
+    from dagster_monitoring.alerting.failing_rows import bound_rows
+
+    rows = bound_rows(["loan_id", "principal_amount", "api_token"], [["L-0999", None, "tok-1"], ["<b>L-1</b>", "12.5", "tok-2"]], total=7)
+    base = sample_notification("mail", Transition.NEW)
+    event = replace(base.event, source="dbt", kind="asset_check", details={**base.event.details, "dbt/failing_rows": rows.to_json()})
+    notification = replace(base, event=event)
+    with SmtpServer("none") as server:
+        assert transport_for(server.port).send(notification).ok
+        (mail,) = server.received
+    body = parts(mail.parsed())
+    text, html = body["text/plain"].replace("\r\n", "\n"), body["text/html"]
+    assert "Failing rows (2 of 7):\nloan_id    | principal_amount | api_token\n" in text
+    assert "L-0999     | NULL             | [redacted]" in text
+    assert "<h4>Failing rows (2 of 7)</h4><table" in html
+    assert ">L-0999</td>" in html and "<i>NULL</i>" in html and "&lt;b&gt;L-1&lt;/b&gt;" in html  # data is text, never markup
+    assert "tok-1" not in text + html
 
 
 def test_recovery_is_threaded_under_the_alert() -> None:
@@ -227,9 +250,7 @@ def test_server_down_is_retryable() -> None:
 def router_config(tmp_path: Path, port: int, tls: TlsFiles, password: str = PASSWORD) -> Any:
     return config_from_dict(
         {
-            "receivers": [
-                email_settings(port, "starttls", ca_file=str(tls.ca_file), username=USERNAME, password=password)
-            ],
+            "receivers": [email_settings(port, "starttls", ca_file=str(tls.ca_file), username=USERNAME, password=password)],
             "routes": [{"receivers": ["mail"]}],
             "policy": {"repeat_interval": "4h", "flap_window": "0s"},
             "state": {"path": str(tmp_path / "state.db")},
@@ -239,8 +260,12 @@ def router_config(tmp_path: Path, port: int, tls: TlsFiles, password: str = PASS
 
 def failing(at_minutes: float, status: Status = Status.FAILING) -> Any:
     return make_event(
-        "loans_daily", status, T0 + timedelta(minutes=at_minutes),
-        links={"run": RUN_URL}, run_id="8f1c2e4a", owners=("team:data-eng",),
+        "loans_daily",
+        status,
+        T0 + timedelta(minutes=at_minutes),
+        links={"run": RUN_URL},
+        run_id="8f1c2e4a",
+        owners=("team:data-eng",),
     )
 
 

@@ -42,8 +42,15 @@ def jira(clock):
 
 
 def receiver(server: FakeJira, **overrides: Any) -> dict[str, Any]:
-    data = {"type": "jira", "name": "jira", "base_url": server.base_url, "email": EMAIL, "api_token": TOKEN,
-            "project": "DATA", "timeout": "2s"}
+    data = {
+        "type": "jira",
+        "name": "jira",
+        "base_url": server.base_url,
+        "email": EMAIL,
+        "api_token": TOKEN,
+        "project": "DATA",
+        "timeout": "2s",
+    }
     data.update(overrides)
     return data
 
@@ -104,9 +111,22 @@ def test_new_then_one_reminder_comment_then_comment_and_close_on_recovery(tmp_pa
     assert fields["priority"] == {"name": "High"}
     assert fields["labels"] == ["dagster-monitoring", f"dm-{short_hash(FP)}", incident_label(router)]
     description = comment_text(fields["description"])
-    for expected in ("What failed", "Failing since", "Owner", "team:data-eng", "Failures", "Severity", "ERROR",
-                     "3 rows with amount IS NULL", "KeyError: 'amount'", "Next action", "Fix the NULL amounts",
-                     "Dagster run", "Asset check", FP):
+    for expected in (
+        "What failed",
+        "Failing since",
+        "Owner",
+        "team:data-eng",
+        "Failures",
+        "Severity",
+        "ERROR",
+        "3 rows with amount IS NULL",
+        "KeyError: 'amount'",
+        "Next action",
+        "Fix the NULL amounts",
+        "Dagster run",
+        "Asset check",
+        FP,
+    ):
         assert expected in description, expected
     links = [m["attrs"]["href"] for m in _marks(fields["description"]) if m["type"] == "link"]
     assert links == [RUN_URL, CHECK_URL]
@@ -183,8 +203,7 @@ def test_data_center_rest_v2_with_a_bearer_token_uses_wiki_text(tmp_path, clock)
 def test_a_create_answered_after_the_timeout_is_found_by_label_not_created_twice(tmp_path, clock):
     # Jira makes DATA-1, then holds the answer for 5 s; the client gives up after 0.5 s. The search
     # index lags 10 s behind, so the retry waits search_settle (30 s) before it looks the label up.
-    with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=10),
-                  create_delay=lambda n: 5.0 if n == 1 else 0.0) as server:
+    with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=10), create_delay=lambda n: 5.0 if n == 1 else 0.0) as server:
         router, waits = router_for(tmp_path, clock, [receiver(server, timeout="0.5s")])
 
         [first] = router.process([failing(clock)]).deliveries
@@ -214,8 +233,7 @@ def test_a_create_answered_after_the_timeout_is_found_by_label_not_created_twice
 
 def test_the_index_lag_is_real_a_retry_that_does_not_settle_opens_a_duplicate(tmp_path, clock):
     # Why search_settle exists: with it at 0, the retry looks before the index shows DATA-1.
-    with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=60),
-                  create_delay=lambda n: 5.0 if n == 1 else 0.0) as server:
+    with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=60), create_delay=lambda n: 5.0 if n == 1 else 0.0) as server:
         router, waits = router_for(tmp_path, clock, [receiver(server, timeout="0.5s", search_settle="0s")])
         [outcome] = router.process([failing(clock)]).deliveries
         server.settled()
@@ -244,7 +262,8 @@ def test_a_recovery_queued_behind_a_throttled_new_waits_for_the_issue_then_close
         assert server.violations == [] and server.handler_errors == []
 
     assert [(o.notification.transition.value, o.status, o.external_id) for o in outcomes] == [
-        ("new", "delivered", "DATA-1"), ("recovered", "delivered", "DATA-1"),
+        ("new", "delivered", "DATA-1"),
+        ("recovered", "delivered", "DATA-1"),
     ]
     [issue] = server.issues
     assert issue.status == "Done" and "broken for 2m" in comment_text(issue.comments[0])
@@ -428,7 +447,9 @@ def test_escalation_raises_the_priority_then_comments(tmp_path, jira, clock):
     assert escalated.notification.transition.value == "escalated" and escalated.external_id == "DATA-1"
     issue = jira.issue("DATA-1")
     assert issue.edits == [{"priority": {"name": "Highest"}}] and issue.fields["priority"] == {"name": "Highest"}
-    assert comment_text(issue.comments[0]).startswith("Escalated from ERROR to CRITICAL: 3 failures in a row over 2m. Failing since 2026-11-25 03:00 UTC.")
+    assert comment_text(issue.comments[0]).startswith(
+        "Escalated from ERROR to CRITICAL: 3 failures in a row over 2m. Failing since 2026-11-25 03:00 UTC."
+    )
     assert "Priority raised to Highest." in comment_text(issue.comments[0])
 
 
@@ -445,8 +466,11 @@ def test_the_first_teams_card_links_the_ticket_and_so_does_a_later_one(tmp_path,
     [jira_reminder] = delivered_to(later, "jira")
     assert jira_reminder.external_id == "DATA-1" and jira_reminder.ticket
     [teams_reminder] = delivered_to(later, "teams")
-    assert teams_reminder.notification.ticket == {"key": "DATA-1", "url": f"{jira.base_url}/browse/DATA-1",
-                                                  "incident_id": router.incident(FP).incident_id}
+    assert teams_reminder.notification.ticket == {
+        "key": "DATA-1",
+        "url": f"{jira.base_url}/browse/DATA-1",
+        "incident_id": router.incident(FP).incident_id,
+    }
     new_card, reminder_card = cards
     link = {"type": "Action.OpenUrl", "title": "Ticket DATA-1", "url": f"{jira.base_url}/browse/DATA-1"}
     assert link in new_card["actions"]  # the ticket was opened first, then the card sent with its link
@@ -477,8 +501,15 @@ def test_bad_jira_config_is_refused_at_load_time(tmp_path, overrides, message):
     from dagster_monitoring.alerting import ConfigError
     from dagster_monitoring.config import config_from_dict
 
-    config = {"type": "jira", "name": "jira", "base_url": "https://acme.atlassian.net", "email": EMAIL,
-              "api_token": TOKEN, "project": "DATA", **overrides}
+    config = {
+        "type": "jira",
+        "name": "jira",
+        "base_url": "https://acme.atlassian.net",
+        "email": EMAIL,
+        "api_token": TOKEN,
+        "project": "DATA",
+        **overrides,
+    }
     config = {k: v for k, v in config.items() if v is not None}
     with pytest.raises(ConfigError) as info:
         config_from_dict({"receivers": [config], "state": {"path": str(tmp_path / "s.db")}})
@@ -500,8 +531,9 @@ def test_the_fake_rejects_invalid_adf(jira):
     doc = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": ""}]}]}
     auth = "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()
     fields = {"project": {"key": "DATA"}, "issuetype": {"name": "Task"}, "summary": "x", "description": doc}
-    response = requests.post(jira.url("/rest/api/3/issue"), json={"fields": fields},
-                             headers={"Authorization": auth, "Accept": "application/json"}, timeout=5)
+    response = requests.post(
+        jira.url("/rest/api/3/issue"), json={"fields": fields}, headers={"Authorization": auth, "Accept": "application/json"}, timeout=5
+    )
     assert response.status_code == 400 and jira.issues == []
     assert jira.violations == ["create: description: doc.content[0].content[0]: text nodes need a non-empty string"]
     jira.violations.clear()

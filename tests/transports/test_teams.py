@@ -141,8 +141,10 @@ def detail_texts(card: dict[str, Any]) -> list[str]:
     """The monospace detail texts (long detail values)."""
     return [
         item["text"]
-        for block in card["body"] if block["type"] == "Container" and not block.get("bleed")
-        for item in block["items"] if item.get("fontType") == "Monospace"
+        for block in card["body"]
+        if block["type"] == "Container" and not block.get("bleed")
+        for item in block["items"]
+        if item.get("fontType") == "Monospace"
     ]
 
 
@@ -187,7 +189,9 @@ def teams_router(tmp_path, server: FakeTeamsWorkflow, clock: SimClock, *, timeou
 
 
 def failing(clock: SimClock, **extra: Any):
-    extra.setdefault("details", {"error": "KeyError: 'amount'", "traceback": "Traceback (most recent call last):\n  ...\nKeyError: 'amount'"})
+    extra.setdefault(
+        "details", {"error": "KeyError: 'amount'", "traceback": "Traceback (most recent call last):\n  ...\nKeyError: 'amount'"}
+    )
     extra.setdefault("links", {"run": RUN_URL, "runbook": RUNBOOK_URL})
     return make_event("loans_daily", Status.FAILING, clock.now, run_id="0b7e4a6c", **extra)
 

@@ -61,7 +61,6 @@ def _message_id(notification: Notification, transition: str) -> str:
 def build_email(config: EmailConfig, notification: Notification) -> EmailMessage:
     """One subject per incident (clients thread it; the transition opens the body), plain labels,
     values that wrap (long paths and URLs), no failure wording in a recovery."""
-    ev = notification.event
     recovered = notification.transition is Transition.RECOVERED
     msg = EmailMessage()
     msg["Subject"] = redact(f"{config.subject_prefix} {notification.thread_subject}".strip())
@@ -106,6 +105,16 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
     def table(rows: list[tuple[str, str]]) -> str:
         return "<table>" + "".join(f"<tr><th {th}>{e(k)}</th><td style='{wrap}'>{e(redact(v))}</td></tr>" for k, v in rows) + "</table>"
 
+    def rows_table() -> str:
+        rows = shown.rows
+        assert rows is not None
+        cell = "style='border:1px solid #ccc;padding:2px 6px;vertical-align:top;" + wrap + "'"
+        head = "".join(f"<th {cell}>{e(c)}</th>" for c in rows.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td {cell}>{'<i>NULL</i>' if v is None else e(v)}</td>" for v in row) + "</tr>" for row in rows.rows
+        )
+        return f"<table style='border-collapse:collapse;font-size:13px'><tr>{head}</tr>{body}</table>"
+
     link_html = " · ".join(f"<a href='{e(v, quote=True)}'>{e(k)}</a>" for k, v in links.items())
     body = (
         f"<div style='font-family:sans-serif;max-width:720px'>"
@@ -114,9 +123,10 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
         f"<p>{e(notification.transition_line)}</p>"
         + table(facts)
         + (f"<h4>What failed</h4>{table(what)}" if what else "")
+        + (f"<h4>{e(shown.text_label or 'Failing rows')}</h4>{rows_table()}" if error_text and shown.rows is not None else "")
         + (
             f"<h4>{e(shown.text_label or 'Details')}</h4><pre style='margin:0;white-space:pre-wrap;{wrap}'>{e(redact(error_text))}</pre>"
-            if error_text
+            if error_text and shown.rows is None
             else ""
         )
         + f"<p><b>Next action:</b> {e(notification.next_action)}</p>"

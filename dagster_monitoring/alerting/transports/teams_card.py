@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from ..events import Severity
+from ..failing_rows import FailingRows
 from ..lifecycle import Transition
 from ..notification import Notification
 from ..redact import redact
@@ -44,13 +45,40 @@ def _facts(rows: list[tuple[str, str]]) -> dict[str, Any]:
     return {"type": "FactSet", "facts": [{"title": k, "value": redact(v)} for k, v in rows]}
 
 
+def _table(rows: FailingRows) -> dict[str, Any]:
+    """The offending rows as an Adaptive Card 1.5 Table: a header row, then one row per sample."""
+
+    def cell(text: str | None, header: bool = False) -> dict[str, Any]:
+        block: dict[str, Any] = {"type": "TextBlock", "text": "NULL" if text is None else text, "wrap": True, "size": "Small"}
+        if header:
+            block["weight"] = "Bolder"
+        elif text is None:
+            block["isSubtle"] = True
+        return {"type": "TableCell", "items": [block]}
+
+    return {
+        "type": "Table",
+        "firstRowAsHeader": True,
+        "showGridLines": True,
+        "gridStyle": "default",
+        "columns": [{"width": 1} for _ in rows.columns],
+        "rows": [
+            {"type": "TableRow", "cells": [cell(c, header=True) for c in rows.columns]},
+            *({"type": "TableRow", "cells": [cell(v) for v in row]} for row in rows.rows),
+        ],
+    }
+
+
 def _what_failed(notification: Notification, limit: int, include_text: bool) -> list[dict[str, Any]]:
     shown = notification.presentation
     items: list[dict[str, Any]] = []
     if shown.facts:
         items.append({"type": "TextBlock", "text": "What failed", "weight": "Bolder", "spacing": "Medium"})
         items.append(_facts([(k, truncate(v, max(limit, 120))) for k, v in shown.facts]))
-    if shown.text and include_text:
+    if shown.rows is not None and include_text:
+        items.append({"type": "TextBlock", "text": shown.text_label or "Failing rows", "isSubtle": True, "spacing": "Small"})
+        items.append(_table(shown.rows))
+    elif shown.text and include_text:
         items.append({"type": "TextBlock", "text": shown.text_label or "Details", "isSubtle": True, "spacing": "Small"})
         items.append(
             {
