@@ -288,3 +288,42 @@ def serve(config: MonitoringConfig, *, host: str = "127.0.0.1", port: int = 8765
     import uvicorn
 
     uvicorn.run(build_app(config), host=host, port=port, log_level=log_level, access_log=False)
+
+
+class ServerThread:
+    """The app under a real uvicorn on a free localhost port, in a thread (tests, the benchmark).
+
+    with ServerThread(build_app(config)) as server:
+        requests.post(server.url("/webhooks/fivetran"), ...)
+    """
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1") -> None:
+        import socket
+
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="dm-serve-uvicorn", daemon=True)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def __enter__(self) -> ServerThread:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()

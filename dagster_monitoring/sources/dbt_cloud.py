@@ -135,16 +135,15 @@ def run_event(run: Mapping[str, Any], config: DbtCloudSourceConfig, *, now: date
     message = first_text(run.get("status_message")) if failing else None
     links = {"dbt_cloud_run": str(run["href"])} if run.get("href") else run_link(config, run_id, run.get("project_id"))
     trigger = run.get("trigger")
-    details: dict[str, Any] = {
-        "Job": job,
-        "Job id": job_id,
-        "Run id": run_id,
-        "Environment": environment,
+    details: dict[str, Any] = {  # the order cards show them in (the first five)
         "Status": run.get("status_humanized") or ("Error" if failing else "Success"),
         "Failed step": step,
         "Message": message,
-        "Started": iso(started),
+        "Environment": environment,
+        "Run id": run_id,
         "Finished": iso(finished),
+        "Started": iso(started),
+        "Job id": job_id,
         "Trigger": first_text(trigger.get("cause")) if isinstance(trigger, Mapping) else None,
     }
     details.update(_record(job_id, job, run_id, failing, started, at, message or step, "poll"))
@@ -182,16 +181,15 @@ def webhook_event(payload: Mapping[str, Any], config: DbtCloudSourceConfig) -> A
     job = first_text(data.get("jobName")) or f"job {job_id}"
     environment = first_text(data.get("environmentName"))
     message = first_text(data.get("runStatusMessage")) if failing else None
-    details: dict[str, Any] = {
-        "Job": job,
-        "Job id": str(job_id),
-        "Run id": str(run_id),
-        "Environment": environment,
-        "Project": first_text(data.get("projectName")),
+    details: dict[str, Any] = {  # the order cards show them in (the first five)
         "Status": run_status or ("Errored" if failing else "Success"),
         "Message": message,
-        "Started": iso(started),
+        "Environment": environment,
+        "Run id": str(run_id),
         "Finished": iso(at),
+        "Started": iso(started),
+        "Project": first_text(data.get("projectName")),
+        "Job id": str(job_id),
         "Reason": first_text(data.get("runReason")),
     }
     details.update(_record(str(job_id), job, str(run_id), failing, started, at, message, "webhook"))

@@ -174,25 +174,20 @@ def connection_event(
         summary = f"Fivetran sync failed: {name}{why}" if last_failed else f"Fivetran connector {name} needs attention{why}"
     else:
         summary = f"Fivetran sync succeeded: {name}"
-    details: dict[str, Any] = {
-        "Connector": name,
-        "Connector id": connector_id,
-        "Service": service,
+    changes = field_changes(previous, snapshot(connection))
+    details: dict[str, Any] = {  # the order cards show them in (the first five)
         "Sync status": "failed" if last_failed else ("blocked" if blocked else "succeeded"),
+        "Message": message,
         "Last success": iso(succeeded) or "never",
         "Last failure": iso(failed) or "never",
+        "Changed": "; ".join(changes) or None,
+        "Tasks": "; ".join(tasks) if len(tasks) > 1 else None,
+        "Warnings": "; ".join(warnings) or None,
+        "Connector id": connector_id,
+        "Service": service,
         "Setup state": setup_state,
         "Sync state": status.get("sync_state"),
     }
-    if message:
-        details["Message"] = message
-    if len(tasks) > 1:
-        details["Tasks"] = "; ".join(tasks)
-    if warnings:
-        details["Warnings"] = "; ".join(warnings)
-    changes = field_changes(previous, snapshot(connection))
-    if changes:
-        details["Changed"] = "; ".join(changes)
     details.update(
         external_job(
             source=SOURCE,
@@ -241,17 +236,14 @@ def webhook_event(payload: Mapping[str, Any], config: FivetranSourceConfig) -> A
         summary = f"Fivetran sync succeeded: {name}"
     service = str(payload.get("connector_type") or "")
     sync_id = payload.get("sync_id") if isinstance(payload.get("sync_id"), str) else None
-    details: dict[str, Any] = {
-        "Connector": name,
+    details: dict[str, Any] = {  # the order cards show them in (the first five)
+        "Sync status": sync_status,
+        "Message": message,
+        ("Last failure" if failing else "Last success"): iso(at),
         "Connector id": connector_id,
         "Service": service,
-        "Sync status": sync_status,
-        ("Last failure" if failing else "Last success"): iso(at),
+        "Sync id": sync_id,
     }
-    if message:
-        details["Message"] = message
-    if sync_id:
-        details["Sync id"] = sync_id
     details.update(
         external_job(
             source=SOURCE,
