@@ -227,7 +227,10 @@ def build_app(
 
         return receive
 
-    routes = [Route("/healthz", lambda request: JSONResponse({"ok": True, "sources": _configured(config)}), methods=["GET"])]
+    def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "sources": _configured(config), "events_routed": worker.events_routed, "batches": worker.batches})
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
     if sources.fivetran is not None:
         ft = sources.fivetran
         routes.append(

@@ -163,7 +163,8 @@ def test_events_that_say_nothing_about_health_are_answered_and_dropped(client):
     ).encode()
     reply = test_client.post("/webhooks/fivetran", content=body, headers=ft_headers(body))
     assert reply.status_code == 200 and reply.json()["accepted"] == 0 and incidents(app) == []
-    assert test_client.get("/healthz").json() == {"ok": True, "sources": ["fivetran", "dbt_cloud"]}
+    health = test_client.get("/healthz").json()
+    assert health["ok"] and health["sources"] == ["fivetran", "dbt_cloud"]
 
 
 def test_an_unconfigured_source_is_404(tmp_path):
