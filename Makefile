@@ -43,6 +43,7 @@ lint: $(VENV)/.installed-test
 bench: install
 	$(BIN)/python benchmarks/alert_noise.py
 	$(BIN)/python benchmarks/router_throughput.py
+	$(BIN)/python benchmarks/webhook_serve.py
 	$(BIN)/python benchmarks/ticket_noise.py
 	$(BIN)/python benchmarks/audit_ingest.py --faults
 	$(BIN)/python benchmarks/faults.py

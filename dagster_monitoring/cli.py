@@ -1,4 +1,4 @@
-"""``dagster-monitoring``: run the demo, check a config, send a test alert, query the audit trail."""
+"""``dagster-monitoring``: run the demo, check a config, send a test alert, receive webhooks, query the audit trail."""
 
 from __future__ import annotations
 
@@ -147,6 +147,28 @@ def send_test(config_path: str, receiver: str, transition: str, dry_run: bool, a
     hint = "will not help to retry" if not result.retryable else "retryable"
     click.echo(f"error: {receiver} ({receiver_config.type}) failed after {tries} attempt(s), {hint}: {result.error}", err=True)
     sys.exit(1)
+
+
+@main.command("serve")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML with a sources: section")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="port to listen on")
+def serve_cmd(config_path: str, host: str, port: int) -> None:
+    """Receive Fivetran and dbt Cloud webhooks: verify, answer, alert.
+
+    POST /webhooks/fivetran and /webhooks/dbt_cloud (each needs its source's webhook_secret);
+    GET /healthz. Put it behind your TLS proxy: the sources only post to https URLs."""
+    config = _load(config_path)
+    from .serve import PATHS, serve
+
+    configured = [name for name in PATHS if getattr(config.sources, name) is not None and getattr(config.sources, name).webhook_secret]
+    if not configured:
+        click.echo(
+            "error: no source has a webhook_secret: add sources.fivetran.webhook_secret or sources.dbt_cloud.webhook_secret", err=True
+        )
+        sys.exit(2)
+    click.echo(f"dagster-monitoring serve on http://{host}:{port}: " + ", ".join(f"POST {PATHS[n]}" for n in configured), err=True)
+    serve(config, host=host, port=port)
 
 
 @main.group("audit")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .alerting.config import AlertingConfig, ConfigError, read_yaml, validate_config
 from .alerting.durations import Duration
 from .audit.config import AuditConfig
+from .sources.config import SourcesConfig
 
 
 class _Strict(BaseModel):
@@ -63,6 +64,9 @@ class ChecksConfig(_Strict):
 class MonitoringConfig(AlertingConfig):
     audit: AuditConfig = Field(default=AuditConfig(), description="the audit trail: DuckDB (default) or BigQuery")
     checks: ChecksConfig = Field(default=ChecksConfig(), description="freshness and dlt checks the drop-in adds")
+    sources: SourcesConfig = Field(
+        default=SourcesConfig(), description="external job systems (Fivetran, dbt Cloud) polled by sensors or pushed to `serve`"
+    )
     dagster_base_url: str | None = Field(
         default=None,
         description="webserver URL used for run and asset-check links, e.g. https://dagster.example.com",

@@ -24,6 +24,7 @@ from .config import MonitoringConfig, config_from_dict, load_config
 from .runtime import MonitoringRuntime
 from .sensors.alerts import build_alert_sensor
 from .sensors.audit_capture import build_audit_sensor
+from .sensors.sources import build_dbt_cloud_sensor, build_fivetran_sensor
 from .sensors.watchdog import build_watchdog_sensor
 from .translator import DagsterAlertTranslator
 
@@ -49,6 +50,7 @@ def build_monitoring_defs(
     alert_interval_seconds: int = 30,
     audit_interval_seconds: int = 60,
     watchdog_interval_seconds: int = 60,
+    source_interval_seconds: int = 60,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     audit_resource_key: str = "audit",
 ) -> dg.Definitions:
@@ -60,6 +62,15 @@ def build_monitoring_defs(
         build_alert_sensor(runtime=runtime, minimum_interval_seconds=alert_interval_seconds, default_status=default_status),
         build_watchdog_sensor(runtime=runtime, minimum_interval_seconds=watchdog_interval_seconds, default_status=default_status),
     ]
+    sources = resolved.sources
+    if sources.fivetran is not None and sources.fivetran.polls:
+        sensors.append(
+            build_fivetran_sensor(runtime=runtime, minimum_interval_seconds=source_interval_seconds, default_status=default_status)
+        )
+    if sources.dbt_cloud is not None and sources.dbt_cloud.polls:
+        sensors.append(
+            build_dbt_cloud_sensor(runtime=runtime, minimum_interval_seconds=source_interval_seconds, default_status=default_status)
+        )
     resources: dict[str, Any] = {}
     if resolved.audit.enabled:
         sensors.append(build_audit_sensor(runtime=runtime, minimum_interval_seconds=audit_interval_seconds, default_status=default_status))

@@ -14,6 +14,7 @@ from .alerting.router import AlertRouter
 from .audit.alert_records import decision_records, delivery_records
 from .audit.trail import AuditTrail
 from .config import MonitoringConfig
+from .sources.ingest import SourceIngest
 from .translator import DagsterAlertTranslator, DagsterAlertTranslatorSettings
 
 
@@ -41,3 +42,8 @@ class MonitoringRuntime:
                 router.on_decision = lambda decisions: trail.write(decision_records(decisions))
                 router.on_delivery = lambda outcomes: trail.write(delivery_records(outcomes))
             return router
+
+    @cached_property
+    def source_ingest(self) -> SourceIngest:
+        """External sources' events go through here: their settle delay, then the router."""
+        return SourceIngest(self.router, self.config.sources)

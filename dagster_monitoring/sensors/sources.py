@@ -1,0 +1,121 @@
+"""Poll sensors for external job systems: Fivetran connections and dbt Cloud job runs.
+
+Thin on purpose: each tick calls the plain-Python poll (:mod:`dagster_monitoring.sources`),
+hands its events to the runtime's source ingest (settle delay, then the router) and keeps what
+the next poll needs in the sensor cursor (Fivetran: each connection's last status fields, to
+name what changed; dbt Cloud: the run-id cursor per job). A rate limit or an outage of the API
+skips the tick with its reason (held failures are still released, retries still delivered); a
+refused credential fails the tick, so the watchdog alerts on it. Each tick records a heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+
+from ..runtime import MonitoringRuntime
+from ..sources import dbt_cloud, fivetran
+from ..sources._http import SourceApiError
+from .heartbeat import monitoring_sensor
+
+
+def _cursor(context: dg.SensorEvaluationContext) -> dict[str, Any]:
+    try:
+        data = json.loads(context.cursor) if context.cursor else {}
+    except ValueError:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _poll_tick(
+    context: dg.SensorEvaluationContext,
+    runtime: MonitoringRuntime,
+    label: str,
+    poll: Callable[[dict[str, Any], datetime], tuple[list, dict]],
+) -> dg.SkipReason:
+    now = datetime.now(timezone.utc)
+    cursor = _cursor(context)
+    try:
+        events, new_cursor = poll(cursor, now)
+    except SourceApiError as exc:
+        if not exc.retryable:
+            raise
+        runtime.source_ingest.tick()
+        return dg.SkipReason(f"{label}: {exc}")
+    result = runtime.source_ingest.ingest(events)
+    context.update_cursor(json.dumps(new_cursor, separators=(",", ":")))
+    failing = sum(1 for e in events if e.is_failing)
+    return dg.SkipReason(
+        f"{label}: {len(events)} event(s), {failing} failing; {len(result.notifications)} notification(s) queued, "
+        f"{len(result.delivered)} delivered; {len(runtime.source_ingest.buffer.held())} failure(s) settling"
+    )
+
+
+def build_fivetran_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str = "dagster_monitoring_fivetran",
+    minimum_interval_seconds: int = 60,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    client: fivetran.FivetranClient | None = None,
+) -> dg.SensorDefinition:
+    """Polls the configured Fivetran connections (``sources.fivetran`` with api_key / api_secret)."""
+    config = runtime.config.sources.fivetran
+    if config is None or not config.polls:
+        raise ValueError(f"{name}: needs sources.fivetran with api_key and api_secret in the monitoring config")
+    holder: dict[str, fivetran.FivetranClient] = {"client": client} if client is not None else {}
+
+    def poll(cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
+        api = holder.get("client") or holder.setdefault("client", fivetran.FivetranClient(config))
+        events, snapshots = fivetran.poll(api, config, now=now, snapshots=cursor.get("snapshots"))
+        return events, {"snapshots": snapshots}
+
+    @monitoring_sensor(
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Fivetran connection syncs to the alert router",
+        kind="sources",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        return _poll_tick(context, runtime, "fivetran", poll)
+
+    return sensor
+
+
+def build_dbt_cloud_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str = "dagster_monitoring_dbt_cloud",
+    minimum_interval_seconds: int = 60,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    client: dbt_cloud.DbtCloudClient | None = None,
+) -> dg.SensorDefinition:
+    """Polls dbt Cloud job runs (``sources.dbt_cloud`` with api_token)."""
+    config = runtime.config.sources.dbt_cloud
+    if config is None or not config.polls:
+        raise ValueError(f"{name}: needs sources.dbt_cloud with api_token in the monitoring config")
+    holder: dict[str, dbt_cloud.DbtCloudClient] = {"client": client} if client is not None else {}
+
+    def poll(cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
+        api = holder.get("client") or holder.setdefault("client", dbt_cloud.DbtCloudClient(config))
+        events, cursors = dbt_cloud.poll(api, config, now=now, cursors=cursor.get("runs"))
+        return events, {"runs": cursors}
+
+    @monitoring_sensor(
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="dbt Cloud job runs to the alert router",
+        kind="sources",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        return _poll_tick(context, runtime, "dbt_cloud", poll)
+
+    return sensor

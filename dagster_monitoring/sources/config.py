@@ -1,0 +1,139 @@
+"""The ``sources:`` section: external job systems (Fivetran, dbt Cloud) whose outcomes are alerts.
+
+    sources:
+      fivetran:
+        api_key: {env: FIVETRAN_API_KEY}          # polling (a Dagster sensor); both or neither
+        api_secret: {env: FIVETRAN_API_SECRET}
+        webhook_secret: {env: FIVETRAN_WEBHOOK_SECRET}   # `dagster-monitoring serve`
+        connectors: [warehouse_pg_prod]           # ids to poll; empty: every connection of the account
+        owners: [team:data-eng]
+        settle: 5m                                # a FAILURE waits this long for a SUCCESSFUL retry
+      dbt_cloud:
+        account_id: 12345
+        api_token: {env: DBT_CLOUD_API_TOKEN}
+        webhook_secret: {env: DBT_CLOUD_WEBHOOK_SECRET}
+        jobs: [678]
+
+Each source checks its own fields at load time (a poller needs its credentials, a source needs
+a way in: polling or a webhook secret), so a typo or a missing variable fails naming the field.
+Secrets are ``{env: NAME}`` like every receiver's, registered for redaction as they are read.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..alerting.durations import Duration
+from ..alerting.events import Severity
+from ..alerting.transports._config import SecretValue
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+class SourceConfigBase(_Strict):
+    """What every external source shares: who owns its alerts, how loud they are, how patient to be."""
+
+    owners: tuple[str, ...] = Field(default=(), description="owners of this source's alerts (team:x, e-mails); route them with `owners:`")
+    severity: Severity = Field(default=Severity.ERROR, description="severity of a failure from this source")
+    tags: dict[str, str] = Field(default_factory=dict, description="tags added to every event (routes can match them)")
+    timeout: Duration = Field(default=timedelta(seconds=10), description="per API request (polling)")
+    max_retry_wait: Duration = Field(
+        default=timedelta(seconds=30),
+        description="longest total wait for 429 Retry-After answers inside one poll; beyond it the poll gives up until the next tick",
+    )
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: object) -> Severity:
+        return Severity.parse(value)  # type: ignore[arg-type]
+
+
+class FivetranSourceConfig(SourceConfigBase):
+    """Fivetran connections: polled through the REST API and/or pushed by Fivetran webhooks."""
+
+    api_key: SecretValue | None = Field(default=None, description="REST API key, {env: NAME}; with api_secret, enables polling")
+    api_secret: SecretValue | None = Field(default=None, description="REST API secret, {env: NAME}")
+    webhook_secret: SecretValue | None = Field(
+        default=None, description="the secret the Fivetran webhook signs with (X-Fivetran-Signature-256), {env: NAME}"
+    )
+    connectors: tuple[str, ...] = Field(default=(), description="connection ids to poll; empty: every connection the key can list")
+    base_url: str = Field(default="https://api.fivetran.com", description="REST API base URL")
+    dashboard_url: str = Field(
+        default="https://fivetran.com/dashboard/connections", description="links: <dashboard_url>/<connection id> on every alert"
+    )
+    settle: Duration = Field(
+        default=timedelta(minutes=5),
+        description="a FAILURE is held this long and dropped if the same connector reports SUCCESSFUL meanwhile (Fivetran retries); 0s: alert at once",
+    )
+    page_size: int = Field(default=100, ge=1, le=1000, description="connections per page when listing")
+
+    @field_validator("base_url", "dashboard_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _a_way_in(self) -> FivetranSourceConfig:
+        if (self.api_key is None) != (self.api_secret is None):
+            raise ValueError("give api_key and api_secret together (HTTP basic auth key:secret), or neither")
+        if self.api_key is None and self.webhook_secret is None:
+            raise ValueError("give api_key and api_secret (polling), webhook_secret (webhooks), or both")
+        return self
+
+    @property
+    def polls(self) -> bool:
+        return self.api_key is not None
+
+
+class DbtCloudSourceConfig(SourceConfigBase):
+    """dbt Cloud job runs: polled through the Administrative API v2 and/or pushed by dbt Cloud webhooks."""
+
+    account_id: int = Field(ge=1, description="the dbt Cloud account id (in every URL of the account)")
+    api_token: SecretValue | None = Field(
+        default=None, description="service or personal token, {env: NAME}; sent as `Authorization: Token ...`, enables polling"
+    )
+    webhook_secret: SecretValue | None = Field(
+        default=None, description="the webhook's secret token (its HMAC-SHA256 arrives in Authorization), {env: NAME}"
+    )
+    jobs: tuple[int, ...] = Field(default=(), description="job ids to poll; empty: every job of the account")
+    project_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="the project, for run links on webhook alerts (webhooks do not carry it; polled runs have their own link)",
+    )
+    base_url: str = Field(default="https://cloud.getdbt.com", description="the account's access URL (API and run links)")
+    settle: Duration = Field(default=timedelta(0), description="hold a failure this long, dropped if the job succeeds meanwhile")
+    page_size: int = Field(default=100, ge=1, le=100, description="runs per API page")
+    max_run_wait: Duration = Field(
+        default=timedelta(hours=24), description="an unfinished run older than this no longer holds the poll cursor back"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _a_way_in(self) -> DbtCloudSourceConfig:
+        if self.api_token is None and self.webhook_secret is None:
+            raise ValueError("give api_token (polling), webhook_secret (webhooks), or both")
+        return self
+
+    @property
+    def polls(self) -> bool:
+        return self.api_token is not None
+
+
+class SourcesConfig(_Strict):
+    fivetran: FivetranSourceConfig | None = Field(default=None, description="Fivetran connections as alert sources")
+    dbt_cloud: DbtCloudSourceConfig | None = Field(default=None, description="dbt Cloud job runs as alert sources")
