@@ -228,8 +228,11 @@ class MonitoringDbtTranslator(DagsterDbtTranslator):
             return "warn"
         return (test.get("config", {}).get("severity") or "error").lower()
 
-    def get_check_next_action(self, test: Mapping[str, Any], *, model: str | None, failures: int | None, compiled_path: str | None) -> str:
-        """What the on-call engineer does next (a test's ``meta.next_action`` wins): alerts lead with it."""
+    def get_check_next_action(
+        self, test: Mapping[str, Any], *, model: str | None, failures: int | None, compiled_path: str | None, sampled: bool = False
+    ) -> str:
+        """What the on-call engineer does next (a test's ``meta.next_action`` wins): alerts lead with it.
+        ``sampled``: the alert shows some of the failing rows, so they are not the first step."""
         custom = _meta(test).get("next_action")
         if custom:
             return str(custom)
@@ -238,10 +241,17 @@ class MonitoringDbtTranslator(DagsterDbtTranslator):
         sql = f"the compiled SQL at {compiled_path}" if compiled_path else "the test's compiled SQL"
         if self.is_critical_test(test):
             rerun = f"`dbt build --select {model}+`" if model else "dbt build"
+            if sampled:
+                return (
+                    f"Critical dbt test {test.get('name')}{where} failed{rows}; the failing rows are shown. Fix the data at its "
+                    f"source (or the model), then re-run {rerun}. All failing rows: {sql}."
+                )
             return (
                 f"Critical dbt test {test.get('name')}{where} failed{rows}. Run {sql} to see the offending rows, "
                 f"fix the data at its source (or the model), then re-run {rerun}."
             )
+        if sampled:
+            return f"dbt test {test.get('name')}{where} flagged{rows}; the rows are shown. Fix them or accept them. All of them: {sql}."
         return f"dbt test {test.get('name')}{where} flagged{rows}. Review the rows from {sql}; fix them or accept them."
 
     # -- dagster-dbt hooks ---------------------------------------------------------------------
@@ -357,7 +367,7 @@ def _annotate(
         extra[LINK_METADATA_PREFIX + name] = dg.MetadataValue.url(url)
     if not event.passed:
         extra[NEXT_ACTION_METADATA_KEY] = dg.MetadataValue.text(
-            translator.get_check_next_action(test, model=model, failures=failures, compiled_path=compiled)
+            translator.get_check_next_action(test, model=model, failures=failures, compiled_path=compiled, sampled=failing_rows is not None)
         )
     changes: dict[str, Any] = {
         "severity": translator.get_check_severity(test, str(status) if status else None),

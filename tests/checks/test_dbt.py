@@ -302,7 +302,9 @@ def test_bad_data_fails_the_critical_test_as_error_and_the_warn_test_as_warn(cle
     compiled = Path(text(critical, DBT_COMPILED_PATH_METADATA_KEY))
     assert compiled.is_file() and "principal_amount is null" in compiled.read_text()
     action = text(critical, NEXT_ACTION_METADATA_KEY)
-    assert action.startswith("Critical dbt test not_null_stg_loans_principal_amount on stg_loans failed (1 row)")
+    assert action.startswith(
+        "Critical dbt test not_null_stg_loans_principal_amount on stg_loans failed (1 row); the failing rows are shown."
+    )
     assert str(compiled) in action and "dbt build --select stg_loans+" in action
 
     warn = evaluations[WARN_FAILING]
