@@ -40,11 +40,11 @@ _LINK_TITLES = {
     "runbook": "Runbook",
     "logs": "Logs",
 }
-# Markdown that Teams would act on in a TextBlock or a fact: emphasis (``*``; ``_`` unless inside a
-# word, where CommonMark keeps it literal, a zero-width space counting as part of the word), links
-# (``[``, ``]``) and a backslash that would escape the next character. Escaped with a backslash
-# (CommonMark), so "**x**" and "[x](url)" stay text.
-_MARKDOWN = re.compile(r"[*\[\]]|\\(?=[!-/:-@\[-`{-~])|(?<![^\W_]|\u200b)_|_(?![^\W_]|\u200b)")
+# Markdown that Teams would act on in a TextBlock or a fact: emphasis (``*``; underscores unless
+# inside a word, where CommonMark keeps them literal, a zero-width space counting as part of the
+# word), links (``[``, ``]``) and a backslash that would escape the next character. Escaped with a
+# backslash (CommonMark), so "**x**" and "[x](url)" stay text.
+_MARKDOWN = re.compile(r"[*\[\]]|\\(?=[!-/:-@\[-`{-~])|_+")
 # A fact is a table cell, which a word cannot wrap in: a path, a hash or a long class name would
 # push the card wider than a phone (390 px) and be cut off. Words of 25+ characters get zero-width
 # spaces (invisible break opportunities) after separators, between camelCase parts and every 20
@@ -74,7 +74,18 @@ def plain(text: str, *, in_table: bool = False) -> str:
     text = redact(text)
     if in_table:
         text = breakable(text)
-    return _MARKDOWN.sub(lambda m: "\\" + m.group(0), text)
+    return _MARKDOWN.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    found, text, start, end = match.group(0), match.string, match.start(), match.end()
+    if found[0] == "_" and 0 < start and end < len(text) and _in_word(text[start - 1]) and _in_word(text[end]):
+        return found  # snake_case, stg_loans_status__active: literal in CommonMark
+    return "".join("\\" + c for c in found) if found[0] == "_" else "\\" + found
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char == ZWSP
 
 
 def breakable(text: str) -> str:
