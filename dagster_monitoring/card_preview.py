@@ -39,7 +39,9 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
     "--force-device-scale-factor=1",
 )
-WIDTH = 800
+WIDTH = 800  # desktop: the page's cards are at most 760 px wide
+MOBILE_WIDTH = 390  # a phone in portrait (Teams mobile); the rendering tests check nothing overflows
+MIN_WINDOW = 500  # headless Chromium's narrowest window; narrower pages set their own width (card_page)
 
 
 def local_renderer() -> Path | None:
@@ -48,9 +50,13 @@ def local_renderer() -> Path | None:
     return LOCAL_RENDERER if in_checkout and (LOCAL_RENDERER / "dist" / "adaptivecards.min.js").is_file() else None
 
 
-def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
+def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]], width: int | None = None) -> str:
     """The preview page with ``cards`` (one AdaptiveCard or a list) in place of its placeholder;
-    the renderer from this checkout, else from the CDN."""
+    the renderer from this checkout, else from the CDN.
+
+    ``width``: the page is that many px wide whatever the window (Chromium's cannot be narrower
+    than :data:`MIN_WINDOW`). The layout is the one of a window that wide: the renderer's CSS has
+    no width media queries and the page measures itself, not the window (``pageWidth`` in its result)."""
     local = local_renderer()
     renderer_base = local.as_uri() + "/" if local else CDN_RENDERER
     template = (resources.files("dagster_monitoring") / "card_preview.html").read_text(encoding="utf-8")
@@ -64,7 +70,10 @@ def card_page(cards: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     )
     if count != 1:
         raise RuntimeError("card_preview.html lost its dm-card-json script")
-    return page.replace("<head>", f'<head>\n<base href="{renderer_base}">', 1)
+    head = f'<head>\n<base href="{renderer_base}">'
+    if width is not None:
+        head += f"\n<style>html {{ width: {int(width)}px; }}</style>"
+    return page.replace("<head>", head, 1)
 
 
 def find_chromium() -> str | None:
@@ -95,10 +104,16 @@ def page_result(dom: str) -> dict[str, Any]:
     return json.loads(html.unescape(match.group(1)) or "{}")
 
 
-def screenshot(exe: str, page: Path, png: Path, height: int) -> Path:
+def dump_dom(exe: str, page: Path, width: int = WIDTH) -> str:
+    """The DOM of ``page`` after its script ran, in a window ``width`` px wide (at least
+    :data:`MIN_WINDOW`: a narrower page sets its width itself, see :func:`card_page`)."""
+    return chromium(exe, f"--window-size={max(width, MIN_WINDOW)},1000", "--dump-dom", page.as_uri()).stdout
+
+
+def screenshot(exe: str, page: Path, png: Path, height: int, width: int = WIDTH) -> Path:
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
-    chromium(exe, f"--window-size={WIDTH},{height}", f"--screenshot={png}", page.as_uri())
+    chromium(exe, f"--window-size={width},{height}", f"--screenshot={png}", page.as_uri())
     return png
 
 
@@ -124,7 +139,7 @@ def write_preview(cards: Sequence[dict[str, Any]], html_path: Path) -> Preview:
         )
         return Preview(html_path, None, f"no PNG: needs {missing}; the HTML opens in any browser")
     try:
-        result = page_result(chromium(exe, f"--window-size={WIDTH},1000", "--dump-dom", html_path.as_uri()).stdout)
+        result = page_result(dump_dom(exe, html_path))
         if not result.get("ok"):
             return Preview(html_path, None, f"no PNG: the renderer reported {result.get('errors') or 'nothing'}")
         png = screenshot(exe, html_path, html_path.with_suffix(".png"), int(result.get("height") or 1000))

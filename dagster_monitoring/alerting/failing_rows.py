@@ -4,7 +4,7 @@ A source (dbt, :mod:`dagster_monitoring.checks.dbt_failing_rows`) puts a sample 
 event detail ``failing_rows``; the presenter shows it as a table (Teams, e-mail HTML) and as
 aligned text (plain-text e-mail, tickets). What leaves the warehouse is bounded (rows, columns,
 characters per cell, bytes in all) and redacted: secret-looking values through
-:func:`~dagster_monitoring.alerting.secret_patterns.redact_patterns`, and every value of a column whose name says
+:func:`~dagster_monitoring.alerting.redact.redact`, and every value of a column whose name says
 it is sensitive (``password``, ``token``, ``ssn``...).
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .secret_patterns import redact_patterns
+from .redact import redact
 from .text import truncate
 
 __all__ = ["MASK", "SENSITIVE_COLUMNS", "FailingRows", "bound_rows"]
@@ -81,7 +81,7 @@ def _cell(value: Any, max_cell: int) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
-    return truncate(redact_patterns(" ".join(text.split())), max_cell)
+    return truncate(redact(" ".join(text.split())), max_cell)
 
 
 def bound_rows(

@@ -5,16 +5,32 @@ error text through :func:`redact` before returning it, and every logger of this 
 :class:`SecretFilter`, so a secret that slips into a message is masked before any handler sees it.
 A webhook URL is registered with its parts (path, query, query values) because HTTP libraries
 quote URLs piecemeal in their errors ("Max retries exceeded with url: /path?sig=...").
+Text that merely looks like a credential is masked too, registered or not (an error or a check
+description quoting ``password=...``, a URL's password, a bearer token, a Teams webhook URL).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from urllib.parse import parse_qsl, quote, urlsplit
 
 MASK = "***"
 _MIN_PART = 6  # shorter fragments ("/", "v1") are not secret and would mangle text
+
+# (what stays, the secret after it): the value of a secret-named key (``password=x``, ``"token": "x"``),
+# a URL's password (``//user:x@host``), a bearer token, the path of a Teams Incoming Webhook URL.
+_SECRET_SHAPES = (
+    re.compile(
+        r"""(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|sig)["']?\s*[=:]\s*["']?)"""
+        r"""(?!\*\*\*)[^\s&"',;<>]+"""
+    ),
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]{0,30}://[^\s/:@]+:)(?!\*\*\*@)[^\s/@]+(?=@)"),
+    re.compile(r"(?i)(\bbearer\s+)(?!\*\*\*)[\w.~+/=-]{8,}"),
+    re.compile(r"(?i)(\.webhook\.office\.com/|\boutlook\.office\.com/webhook/|\bhooks\.slack\.com/)(?!\*\*\*)[^\s\"'<>)]+"),
+    re.compile(r"()\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # an AWS access key id
+)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -41,14 +57,21 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: object) -> str:
-    """``text`` as a string with every registered secret masked (longest first)."""
+    """``text`` as a string with every registered secret masked (longest first), then anything
+    shaped like a credential (:data:`_SECRET_SHAPES`)."""
     out = str(text)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in out:
             out = out.replace(secret, MASK)
+    for shape in _SECRET_SHAPES:
+        out = shape.sub(_mask_match, out)
     return out
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    return match.group(1) + MASK
 
 
 def redact_url(url: str) -> str:

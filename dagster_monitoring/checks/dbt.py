@@ -38,7 +38,7 @@ from dagster_shared.record import copy as copy_record
 
 from ..alerting.failing_rows import FailingRows
 from ..alerting.presentation import DBT_COLUMN, DBT_FAILING_ROWS, DBT_MODEL, DBT_TEST_TYPE
-from ..alerting.secret_patterns import redact_patterns
+from ..alerting.redact import redact
 from ..audit.records import DbtTestResultRecord
 from ..translator import (
     KIND_METADATA_KEY,
@@ -460,9 +460,7 @@ def _sample_failing_rows(
             try:
                 sample = fetch_failing_rows(adapter, result, limit=limit)
             except Exception as exc:  # a sample is a courtesy: never fail the run, never hold the alert
-                log.warning(
-                    f"could not read the failing rows of {result.get('unique_id')}: {type(exc).__name__}: {redact_patterns(str(exc))[:300]}"
-                )
+                log.warning(f"could not read the failing rows of {result.get('unique_id')}: {type(exc).__name__}: {redact(str(exc))[:300]}")
                 continue
             if sample is not None:
                 samples[str(result.get("unique_id"))] = sample
@@ -470,9 +468,7 @@ def _sample_failing_rows(
         try:
             release_adapter(adapter)
         except Exception as exc:
-            log.warning(
-                f"could not close the dbt adapter after reading failing rows: {type(exc).__name__}: {redact_patterns(str(exc))[:300]}"
-            )
+            log.warning(f"could not close the dbt adapter after reading failing rows: {type(exc).__name__}: {redact(str(exc))[:300]}")
     return samples
 
 

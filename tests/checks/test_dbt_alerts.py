@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
+from dagster_monitoring.alerting.transports.teams_card import ZWSP
 from dagster_monitoring.audit.resource import AuditResource
 from dagster_monitoring.checks.dbt import MonitoringDbtTranslator, MonitoringDbtTranslatorSettings
 from dagster_monitoring.config import config_from_dict
@@ -68,7 +69,8 @@ def test_failing_dbt_tests_reach_teams_with_severity_message_and_owner_then_reco
         header = critical["body"][0]["items"]
         assert header[0]["text"] == "CRITICAL · NEW"
         assert header[1]["text"] == "Critical dbt test failed: not_null on stg_loans.principal_amount"  # what it is
-        detail_facts = {f["title"]: f["value"] for b in critical["body"] if b["type"] == "Container" and not b.get("bleed")
+        # (a fact's long words carry zero-width break opportunities, so they wrap on a phone)
+        detail_facts = {f["title"]: f["value"].replace(ZWSP, "") for b in critical["body"] if b["type"] == "Container" and not b.get("bleed")
                         for i in b["items"] if i["type"] == "FactSet" for f in i["facts"]}
         assert detail_facts == {
             "Test": CRITICAL_FAILING, "Model": "stg_loans", "Column": "principal_amount", "Failing rows": "1 row",

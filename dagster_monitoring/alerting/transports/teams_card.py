@@ -4,17 +4,20 @@ The card answers the on-call questions in order: what broke and how bad (coloure
 since when / how often / who owns it (facts), the offending value and error (details),
 what to do next, and one click to the run, the asset check, the dbt artifacts and the ticket.
 Cards over the Teams size limit lose detail text first, never the header, facts or buttons.
+Every text from an alert is shown as written: redacted, and with Markdown escaped (:func:`plain`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..events import Severity
 from ..failing_rows import FailingRows
 from ..lifecycle import Transition
 from ..notification import Notification
+from ..presentation import MAX_FACT
 from ..redact import redact
 from ..text import truncate
 
@@ -27,6 +30,19 @@ MAX_ACTIONS = 6
 # a channel tells them apart.
 _STYLE = {Severity.WARN: "warning", Severity.ERROR: "emphasis", Severity.CRITICAL: "attention"}
 _COLOR = {Severity.WARN: "Warning", Severity.ERROR: "Attention", Severity.CRITICAL: "Attention"}
+# Markdown that Teams would act on in a TextBlock or a fact: emphasis (``*``; underscores unless
+# inside a word, where CommonMark keeps them literal, a zero-width space counting as part of the
+# word), links (``[``, ``]``) and a backslash that would escape the next character. Escaped with a
+# backslash (CommonMark), so "**x**" and "[x](url)" stay text.
+_MARKDOWN = re.compile(r"[*\[\]]|\\(?=[!-/:-@\[-`{-~])|_+")
+# A fact is a table cell, which a word cannot wrap in: a path, a hash or a long class name would
+# push the card wider than a phone (390 px) and be cut off. Words of 25+ characters get zero-width
+# spaces (invisible break opportunities) after separators, between camelCase parts and every 20
+# letters. They would come along when such a fact is copied; the footer keeps the entity unbroken.
+_LONG_WORD = re.compile(r"\S{25,}")
+_WORD_BREAK = re.compile(r"(?<=[/\\_.:;,?&=+|@#-])(?=[^\s/\\_.:;,?&=+|@#-])|(?<=[a-z])(?=[A-Z])")
+_LETTER_RUN = re.compile(r"[^\W_]{20}(?=[^\W_])")
+ZWSP = "\u200b"
 # Detail levels tried in order until the payload fits: (max chars of the error text, keep it?)
 _DETAIL_LEVELS = ((1500, True), (400, True), (120, True), (0, False))
 
@@ -34,22 +50,57 @@ _DETAIL_LEVELS = ((1500, True), (400, True), (120, True), (0, False))
 def _links(notification: Notification) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
     for title, url in notification.links():
-        actions.append({"type": "Action.OpenUrl", "title": title, "url": url})
+        if url.lower().startswith(("https://", "http://")):  # no javascript:, data: or file: button
+            actions.append({"type": "Action.OpenUrl", "title": title, "url": url})
     ticket = notification.ticket
-    if ticket and ticket.get("url"):
+    if ticket and ticket.get("url", "").lower().startswith(("https://", "http://")):
         actions.insert(1 if actions else 0, {"type": "Action.OpenUrl", "title": f"Ticket {ticket['key']}", "url": ticket["url"]})
     return actions[:MAX_ACTIONS]
 
 
+def plain(text: str, *, in_table: bool = False) -> str:
+    """``text`` for a TextBlock: secrets masked, then (``in_table``: a fact) long words made
+    breakable, then Markdown escaped so Teams shows it literally."""
+    text = redact(text)
+    if in_table:
+        text = breakable(text)
+    return _MARKDOWN.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    found, text, start, end = match.group(0), match.string, match.start(), match.end()
+    if found[0] == "_" and 0 < start and end < len(text) and _in_word(text[start - 1]) and _in_word(text[end]):
+        return found  # snake_case, stg_loans_status__active: literal in CommonMark
+    return "".join("\\" + c for c in found) if found[0] == "_" else "\\" + found
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char == ZWSP
+
+
+def breakable(text: str) -> str:
+    """``text`` with break opportunities in its long words (see :data:`_LONG_WORD`)."""
+
+    def split(word: re.Match[str]) -> str:
+        return _LETTER_RUN.sub(lambda run: run.group(0) + ZWSP, _WORD_BREAK.sub(ZWSP, word.group(0)))
+
+    return _LONG_WORD.sub(split, text)
+
+
 def _facts(rows: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": k, "value": redact(v)} for k, v in rows]}
+    return {"type": "FactSet", "facts": [{"title": plain(k, in_table=True), "value": plain(v, in_table=True)} for k, v in rows]}
 
 
 def _table(rows: FailingRows) -> dict[str, Any]:
     """The offending rows as an Adaptive Card 1.5 Table: a header row, then one row per sample."""
 
     def cell(text: str | None, header: bool = False) -> dict[str, Any]:
-        block: dict[str, Any] = {"type": "TextBlock", "text": "NULL" if text is None else text, "wrap": True, "size": "Small"}
+        block: dict[str, Any] = {
+            "type": "TextBlock",
+            "text": "NULL" if text is None else plain(text, in_table=True),
+            "wrap": True,
+            "size": "Small",
+        }
         if header:
             block["weight"] = "Bolder"
         elif text is None:
@@ -76,14 +127,14 @@ def _what_failed(notification: Notification, limit: int, include_text: bool) -> 
         items.append({"type": "TextBlock", "text": "What failed", "weight": "Bolder", "spacing": "Medium"})
         items.append(_facts([(k, truncate(v, max(limit, 120))) for k, v in shown.facts]))
     if shown.rows is not None and include_text:
-        items.append({"type": "TextBlock", "text": shown.text_label or "Failing rows", "isSubtle": True, "spacing": "Small"})
+        items.append({"type": "TextBlock", "text": plain(shown.text_label or "Failing rows"), "isSubtle": True, "spacing": "Small"})
         items.append(_table(shown.rows))
     elif shown.text and include_text:
-        items.append({"type": "TextBlock", "text": shown.text_label or "Details", "isSubtle": True, "spacing": "Small"})
+        items.append({"type": "TextBlock", "text": plain(shown.text_label or "Details"), "isSubtle": True, "spacing": "Small"})
         items.append(
             {
                 "type": "TextBlock",
-                "text": truncate(shown.text, limit),
+                "text": plain(truncate(shown.text, limit)),
                 "wrap": True,
                 "fontType": "Monospace",
                 "size": "Small",
@@ -118,7 +169,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
             {"type": "TextBlock", "text": badge, "weight": "Bolder", "size": "Small", "color": color, "spacing": "None"},
             {
                 "type": "TextBlock",
-                "text": redact(notification.headline),
+                "text": plain(notification.headline),
                 "weight": "Bolder",
                 "size": "Large",
                 "wrap": True,
@@ -128,14 +179,16 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
     }
     body: list[dict[str, Any]] = [header]
     if notification.transition is not Transition.NEW:
-        body.append({"type": "TextBlock", "text": notification.transition_line, "wrap": True, "color": "Good" if recovered else "Default"})
+        body.append(
+            {"type": "TextBlock", "text": plain(notification.transition_line), "wrap": True, "color": "Good" if recovered else "Default"}
+        )
     body.append(_facts(notification.lifecycle_facts()))
     if not recovered:
         body.extend(_what_failed(notification, detail_limit, include_details))
     body.append(
         {
             "type": "TextBlock",
-            "text": f"Next action: {redact(notification.next_action)}",
+            "text": f"Next action: {plain(truncate(notification.next_action, max(detail_limit, MAX_FACT)))}",
             "wrap": True,
             "weight": "Bolder",
             "spacing": "Medium",
@@ -144,7 +197,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
     body.append(
         {
             "type": "TextBlock",
-            "text": f"Fingerprint {notification.incident.fingerprint} · incident {notification.incident.incident_id}",
+            "text": plain(f"Fingerprint {notification.incident.fingerprint} · incident {notification.incident.incident_id}"),
             "isSubtle": True,
             "size": "Small",
             "wrap": True,
