@@ -102,6 +102,6 @@ def test_recovered_card_renders_green_with_broken_for(tmp_path):
     assert "Broken for 2h 14m" in text
     assert "What failed" not in text  # no failure wording in a recovery
     assert "Details" not in text
-    assert_open_url_buttons(rendered, notification.event.links, {"run": "Open run"})
+    assert_open_url_buttons(rendered, notification.event.links, {"fixed_by_run": "Run that fixed it", "failed_run": "Failing run"})
     r, g, b = rendered.header_rgb()
     assert g > r and g > b, "the recovered header should be green (good style)"

@@ -3,12 +3,28 @@ notification per card kind (:func:`sample_notifications`, for card previews and 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .events import AlertEvent, Severity, Status
-from .lifecycle import Transition
+from .failing_rows import bound_rows
+from .lifecycle import Transition, recovery_links
 from .notification import IncidentSnapshot, Notification
+
+ARTIFACTS_URL = "https://dbt-artifacts.example.com/lender/8f1c2e4a"  # where a job publishes its dbt target folder
+FIXED_BY_RUN_ID = "c3d9e0f1-2a4b-4c6d-8e0f-1a2b3c4d5e6f"
+# what monitor_dbt_events reads back for a failing not_null test with store_failures
+SAMPLE_FAILING_ROWS = bound_rows(
+    ["repayment_id", "loan_id", "amount", "currency", "received_at"],
+    [
+        ["R-20931", "L-1042", None, "GBP", "2026-11-24 09:12"],
+        ["R-20932", "L-1043", None, "GBP", "2026-11-24 09:13"],
+        ["R-21187", "L-1187", None, "EUR", "2026-11-24 11:40"],
+    ],
+    total=3,
+    source="stored failures",
+).to_json()
 
 
 def sample_notification(
@@ -32,18 +48,21 @@ def sample_notification(
             "offending_value": "3 rows with amount IS NULL (loan_id 1042, 1043, 1187)",
             "error": "dbt test failed: Got 3 results, configured to fail if != 0",
             "compiled_sql": "target/compiled/lender/models/schema.yml/not_null_fct_repayments_amount.sql",
+            "dbt/failing_rows": SAMPLE_FAILING_ROWS,
         },
         owners=("team:data-eng",),
         tags={"criticality": "high", "dagster-monitoring/test": "true"},
         links={
             "run": f"{base_url}/runs/8f1c2e4a-5b6d-4c3e-9a7f-0d1e2f3a4b5c",
             "asset_check": f"{base_url}/assets/loans/fct_repayments?view=checks&checkDetail=not_null_fct_repayments_amount",
-            "dbt_artifacts": f"{base_url}/runs/8f1c2e4a-5b6d-4c3e-9a7f-0d1e2f3a4b5c?logFileKey=dbt",
+            "dbt_artifacts": f"{ARTIFACTS_URL}/run_results.json",
         },
         run_id="8f1c2e4a-5b6d-4c3e-9a7f-0d1e2f3a4b5c",
         next_action="Find the repayments with a NULL amount in raw.repayments, fix the source extract and re-run loans_daily.",
     )
     recovered = transition is Transition.RECOVERED
+    if recovered:  # the recovery links the run that fixed it first
+        event = replace(event, links=recovery_links(event.links, {"run": f"{base_url}/runs/{FIXED_BY_RUN_ID}"}))
     incident = IncidentSnapshot(
         incident_id="sample-incident",
         fingerprint=event.fingerprint,
@@ -126,12 +145,14 @@ def sample_events(*, now: datetime | None = None, base_url: str = "http://localh
                 "dbt/model": "fct_repayments",
                 "dbt/failures": 3,
                 "dbt/message": "Got 3 results, configured to fail if != 0",
+                "dbt/failing_rows": SAMPLE_FAILING_ROWS,
             },
             owners=("team:data-eng",),
             links={
                 "run": run,
                 "asset_check": f"{base_url}/assets/loans/fct_repayments?view=checks&checkDetail=not_null_fct_repayments_amount",
-                "dbt_artifacts": f"{run}?logFileKey=dbt",
+                "dbt_artifacts": f"{ARTIFACTS_URL}/run_results.json",
+                "compiled_sql": f"{ARTIFACTS_URL}/compiled/lender/models/marts/_marts.yml/not_null_fct_repayments_amount.sql",
             },
             run_id=run_id,
             next_action="Find the repayments with a NULL amount in raw.repayments, fix the source extract and re-run loans_daily.",
@@ -261,7 +282,14 @@ def sample_notifications(
                 failures=8,
             ),
             notify("reminder", events["run_failure"], Transition.REMINDER, failed_for=timedelta(hours=4), failures=4, flaps=1),
-            notify("recovered", events["dbt_test"], Transition.RECOVERED, failed_for=failing, failures=3, tickets=jira),
+            notify(
+                "recovered",
+                replace(events["dbt_test"], links=recovery_links(events["dbt_test"].links, {"run": f"{base_url}/runs/{FIXED_BY_RUN_ID}"})),
+                Transition.RECOVERED,
+                failed_for=failing,
+                failures=3,
+                tickets=jira,
+            ),
             notify("jira_ticket", events["schema_drift"], failed_for=timedelta(hours=1), failures=2, tickets=jira),
         ]
     )

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dagster_monitoring.alerting import Notification, Transition
-from dagster_monitoring.alerting.sample import SAMPLE_TICKET, sample_notifications
+from dagster_monitoring.alerting.sample import ARTIFACTS_URL, FIXED_BY_RUN_ID, SAMPLE_TICKET, sample_notifications
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
 BASE_URL = "https://dagster.example.com"
@@ -35,7 +35,8 @@ class MustShow:
 _DBT_BUTTONS = {
     "Open run": RUN_URL,
     "Asset check": f"{BASE_URL}/assets/loans/fct_repayments?view=checks&checkDetail=not_null_fct_repayments_amount",
-    "dbt artifacts": f"{RUN_URL}?logFileKey=dbt",
+    "dbt artifacts": f"{ARTIFACTS_URL}/run_results.json",
+    "Test SQL": f"{ARTIFACTS_URL}/compiled/lender/models/marts/_marts.yml/not_null_fct_repayments_amount.sql",
 }
 _DRIFT_BUTTONS = {"Open run": RUN_URL, "Asset check": f"{BASE_URL}/assets/lending/loans?view=checks"}
 _DRIFT_FACTS = ("Added promo_code (text)", "Removed legacy_flag", "Type changed principal_amount (decimal)", "Columns 14 → 14")
@@ -77,6 +78,10 @@ MUST_SHOW: dict[str, MustShow] = {
             "Column amount",
             "Failing rows 3 rows",
             "dbt says Got 3 results, configured to fail if != 0",
+            "Failing rows (3)",  # the sample's caption, then its table
+            "repayment_id loan_id amount currency received_at",
+            "R-20931 L-1042 NULL GBP 2026-11-24 09:12",
+            "R-21187 L-1187 NULL EUR 2026-11-24 11:40",
             "Owner team:data-eng",
             "Next action: Find the repayments with a NULL amount in raw.repayments, fix the source extract and re-run loans_daily.",
         ),
@@ -143,8 +148,14 @@ MUST_SHOW: dict[str, MustShow] = {
             "Ticket DATA-1234 (closed)",
             "Next action: No action needed.",
         ),
-        {"Open run": RUN_URL, **_TICKET_BUTTON, "Asset check": _DBT_BUTTONS["Asset check"], "dbt artifacts": _DBT_BUTTONS["dbt artifacts"]},
-        absent=("What failed", "Failing rows", "Next action: Find"),
+        {
+            "Run that fixed it": f"{BASE_URL}/runs/{FIXED_BY_RUN_ID}",
+            **_TICKET_BUTTON,
+            "Failing run": RUN_URL,
+            "Asset check": _DBT_BUTTONS["Asset check"],
+            "dbt artifacts": _DBT_BUTTONS["dbt artifacts"],  # five buttons at most: the test SQL is left out
+        },
+        absent=("What failed", "Failing rows", "R-20931", "Next action: Find"),
     ),
     "jira_ticket": MustShow(
         ("ERROR · NEW", "Schema changed: lending/loans", "Ticket DATA-1234", *_DRIFT_FACTS),

@@ -24,7 +24,7 @@ from ..text import truncate
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.5"
 DEFAULT_MAX_BYTES = 28_000  # Teams rejects payloads over ~28 KB with HTTP 413
-MAX_ACTIONS = 6
+MAX_ACTIONS = 5  # the Adaptive Cards renderer refuses more ("Maximum number of actions exceeded (5)")
 
 # CRITICAL is a filled red header, ERROR a red title on a grey header, WARN yellow: a glance at
 # a channel tells them apart.
