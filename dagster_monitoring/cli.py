@@ -9,7 +9,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from .alerting.outbox import attempt_delivery
 from .alerting.sample import sample_notification
 from .alerting.text import truncate
 from .alerting.transports import build_transports
-from .audit.read import LAYOUTS, TABLE_LAYOUT, read_view
+from .audit.read import LAYOUTS, TABLE_LAYOUT, read_view, utc
 from .config import MonitoringConfig, load_config
 
 if TYPE_CHECKING:
@@ -318,14 +318,10 @@ def report_cmd(
         click.echo(render_text(data), nl=False)
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
 def _plain(value: object) -> object:
     """A value for JSON and CSV: full, timestamps as ISO 8601 in UTC."""
     if isinstance(value, datetime):
-        return _utc(value).isoformat()
+        return utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -385,7 +381,7 @@ def _cell(value: object, seconds: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return _utc(value).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+        return utc(value).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     if isinstance(value, date):  # vw_run_summary.run_date; date.isoformat takes no arguments
         return value.isoformat()
     if isinstance(value, bool):

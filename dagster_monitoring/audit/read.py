@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # schema imports sqlglot: only when a query runs (the CLI starts faster)
@@ -149,3 +150,10 @@ def read_view(sink: AuditSink, name: str, limit: int | None = None, where: str |
     sql = f"SELECT * FROM {schema.CANONICAL_DATASET}.{name}" + (f" WHERE {where}" if where else "")
     sql += f" ORDER BY {layout.order_by}" + (f" LIMIT {int(limit)}" if limit else "")
     return run_query(sink, sql)
+
+
+def utc(value: Any) -> Any:
+    """A timestamp from either sink as an aware UTC datetime (a naive one is UTC); other values as they are."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from ..audit.read import read_view, run_query
+from ..audit.read import read_view, run_query, utc
 from ..audit.sinks.base import AuditSink
 
 SEVERITIES = ("CRITICAL", "ERROR", "WARN")
@@ -57,12 +57,6 @@ class ReportFilters:
 
 def split_owners(owners: str | None) -> list[str]:
     return [o.strip() for o in (owners or "").split(",") if o.strip()]
-
-
-def utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def _number(value: Any) -> float | None:

@@ -167,3 +167,13 @@ def test_invalid_digest_config_fails_at_load_naming_the_field(tmp_path, digest, 
     with pytest.raises(ConfigError) as err:
         config_from_dict(data)
     assert message in str(err.value)
+
+
+def test_the_summary_card_is_a_valid_adaptive_card(story_trail):
+    from dagster_monitoring.report import fetch_report
+    from dagster_monitoring.report.digest import build_digest_card
+
+    from ..test_card_schema import assert_valid_card
+
+    card = build_digest_card(fetch_report(story_trail.sink), "Dagster on-call digest", SLOT)
+    assert_valid_card(card)
