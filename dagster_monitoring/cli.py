@@ -1,4 +1,4 @@
-"""``dagster-monitoring``: run the demo, check a config, send a test alert, receive webhooks, query the audit trail."""
+"""``dagster-monitoring``: run the demo, check a config, send a test alert, receive webhooks, query the audit trail, write the on-call report."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from .alerting.outbox import attempt_delivery
 from .alerting.sample import sample_notification
 from .alerting.text import truncate
 from .alerting.transports import build_transports
+from .audit.read import LAYOUTS, TABLE_LAYOUT, read_view, utc
 from .config import MonitoringConfig, load_config
 
 if TYPE_CHECKING:
@@ -208,120 +208,6 @@ def audit_init(config_path: str | None) -> None:
     click.echo(f"audit trail ready at {_where(trail.sink)}: {len(schema.tables())} tables, {len(schema.views())} views")
 
 
-@dataclass(frozen=True)
-class ViewLayout:
-    """How ``audit query`` shows one view: the ORDER BY it runs (BigQuery SQL, transpiled like the
-    views, so both sinks agree) and the table's columns as (column, header); () shows them all."""
-
-    order_by: str
-    columns: tuple[tuple[str, str], ...] = ()
-    cut: Mapping[str, int] = field(default_factory=dict)  # text columns that may be cut to fit, and the width kept if possible
-
-
-def _by_severity(column: str) -> str:
-    return f"CASE UPPER({column}) WHEN 'CRITICAL' THEN 0 WHEN 'ERROR' THEN 1 WHEN 'WARN' THEN 2 ELSE 3 END"
-
-
-# The on-call reads the worst first, then the oldest; ties are broken down to the row's key, so
-# the same trail always prints in the same order (on DuckDB and BigQuery alike).
-LAYOUTS: dict[str, ViewLayout] = {
-    "vw_recent_failures": ViewLayout(
-        order_by=f"{_by_severity('severity')}, failing_since, entity_type, entity",
-        columns=(
-            ("entity_type", "type"),
-            ("entity", "entity"),
-            ("severity", "severity"),
-            ("failing_since", "failing since"),
-            ("failures_in_streak", "streak"),
-            ("owners", "owners"),
-            ("last_error", "last error"),
-        ),
-        cut={"entity": 26, "owners": 11, "last_error": 10},
-    ),
-    "vw_open_alerts": ViewLayout(
-        order_by=f"{_by_severity('severity')}, opened_at, fingerprint",
-        columns=(
-            ("severity", "severity"),
-            ("fingerprint", "fingerprint"),
-            ("state", "state"),
-            ("opened_at", "opened"),
-            ("failures_seen", "fails"),
-            ("notifications", "sent"),
-            ("ticket_key", "ticket"),
-        ),
-        cut={"fingerprint": 30, "ticket_key": 10},
-    ),
-    "vw_run_summary": ViewLayout(
-        order_by="run_date DESC, job_name",
-        columns=(
-            ("job_name", "job"),
-            ("run_date", "date"),
-            ("runs", "runs"),
-            ("failures", "failed"),
-            ("success_rate", "success"),
-            ("p50_duration_s", "p50 s"),
-            ("p95_duration_s", "p95 s"),
-            ("last_status", "last status"),
-        ),
-        cut={"job_name": 30},  # job names stay whole (the last run's time is in --wide / json)
-    ),
-    "vw_failures_9d": ViewLayout(
-        order_by="failures_9d DESC, entity_type, entity, day",
-        columns=(
-            ("entity_type", "type"),
-            ("entity", "entity"),
-            ("day", "day"),
-            ("outcomes", "outcomes"),
-            ("failures", "failures"),
-            ("failures_9d", "9d"),
-            ("days_with_failures_9d", "days 9d"),
-        ),
-        cut={"entity": 30},
-    ),
-    "vw_flaky_checks": ViewLayout(
-        order_by="flips DESC, failures DESC, entity_type, entity",
-        columns=(
-            ("entity_type", "type"),
-            ("entity", "entity"),
-            ("outcomes", "outcomes"),
-            ("failures", "failures"),
-            ("flips", "flips"),
-            ("last_event_at", "last event"),
-        ),
-        cut={"entity": 30},
-    ),
-    "vw_dbt_test_results": ViewLayout(
-        order_by=(
-            "CASE status WHEN 'error' THEN 0 WHEN 'fail' THEN 0 WHEN 'warn' THEN 1 ELSE 2 END, "
-            "is_critical DESC, model, test_name, unique_id"
-        ),
-        columns=(
-            ("status", "status"),
-            ("previous_status", "before"),
-            ("is_critical", "critical"),
-            ("model", "model"),
-            ("test_name", "test"),
-            ("failures", "rows"),
-            ("owners", "owners"),
-            ("message", "message"),
-        ),
-        cut={"model": 12, "test_name": 20, "owners": 9, "message": 12},
-    ),
-    "vw_entity_events": ViewLayout(
-        order_by="event_ts DESC, entity_type, entity, run_id, error",
-        columns=(
-            ("event_ts", "at"),
-            ("entity_type", "type"),
-            ("entity", "entity"),
-            ("failed", "failed"),
-            ("severity", "severity"),
-            ("owners", "owners"),
-            ("error", "error"),
-        ),
-        cut={"entity": 26, "owners": 11, "error": 10},
-    ),
-}
-TABLE_LAYOUT = ViewLayout(order_by="event_ts DESC, event_id")  # base tables: newest first, every column
 TABLE_WIDTH = 100  # a view's table fits a 100-column terminal
 TABLE_CELL_WIDTH = 40  # a base table has too many columns to fit: each cell is cut instead
 
@@ -333,18 +219,6 @@ def _where(sink: object) -> str:
 
 def _init_command(config_path: str | None) -> str:
     return "dagster-monitoring audit init" + (f" --config {shlex.quote(config_path)}" if config_path else "")
-
-
-def _fetch(sink: object, name: str, limit: int | None) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """``name`` in its documented order, in the sink's dialect and dataset."""
-    from .audit import schema
-    from .audit.sinks.duckdb import DuckDBSink
-
-    layout = LAYOUTS.get(name, TABLE_LAYOUT)
-    sql = f"SELECT * FROM {schema.CANONICAL_DATASET}.{name} ORDER BY {layout.order_by}" + (f" LIMIT {int(limit)}" if limit else "")
-    if isinstance(sink, DuckDBSink):
-        return sink.query(schema.query_sql(sql, "duckdb", sink.dataset))
-    return sink.query(schema.query_sql(sql, "bigquery", sink.dataset, sink.project_id))  # type: ignore[attr-defined]
 
 
 @audit.command("query")
@@ -380,7 +254,7 @@ def audit_query(view: str, fmt: str, wide: bool, limit: int, config_path: str | 
         click.echo(f"error: no audit trail at {sink.path}: run the demo or `{_init_command(config_path)}`", err=True)
         sys.exit(1)
     try:
-        columns, rows = _fetch(sink, view, limit + 1 if limit else None)  # one more: are there more?
+        columns, rows = read_view(sink, view, limit + 1 if limit else None)  # one more: are there more?
     except Exception as exc:  # DuckDB / BigQuery errors: say where, and how to create what is missing
         missing = type(exc).__name__ in {"CatalogException", "NotFound"}  # duckdb's, google.api_core's
         hint = f"; `{_init_command(config_path)}` creates what is missing" if missing else ""
@@ -399,14 +273,55 @@ def audit_query(view: str, fmt: str, wide: bool, limit: int, config_path: str | 
         click.echo(f"note: the first {limit} rows; more: raise --limit (0: all)", err=True)
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+@main.command("report")
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (one self-contained page)"
+)
+@click.option("--min-severity", type=click.Choice(["WARN", "ERROR", "CRITICAL"], case_sensitive=False), default="WARN", show_default=True)
+@click.option("--owner", "owners", multiple=True, help="only entities with this owner (repeatable), e.g. team:data-eng")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="only these entity types / alert sources (repeatable): job, asset_check, dbt_test, fivetran, ...",
+)
+@click.option("--text", "as_text", is_flag=True, help="also print the plain-text version (the digest's) to stdout")
+@_config_option
+def report_cmd(
+    out: Path, min_severity: str, owners: tuple[str, ...], sources: tuple[str, ...], as_text: bool, config_path: str | None
+) -> None:
+    """Write the on-call report: failing now (by severity, owner), a 9-day heatmap, flaky checks,
+    slowest and regressing jobs, open alerts and tickets, read from the audit views."""
+    from .alerting.redact import redact
+    from .audit.sinks.duckdb import DuckDBSink
+    from .report import ReportFilters, fetch_report, render_text, write_report
+
+    sink = _trail(config_path).sink
+    if isinstance(sink, DuckDBSink) and not sink.path.is_file():
+        click.echo(f"error: no audit trail at {sink.path}: run the demo or `{_init_command(config_path)}`", err=True)
+        sys.exit(1)
+    filters = ReportFilters(min_severity=min_severity.upper(), owners=owners, sources=sources)
+    try:
+        data = fetch_report(sink, filters=filters, where=_where(sink))
+    except Exception as exc:  # DuckDB / BigQuery errors: say where
+        reason = (redact(exc).strip().splitlines() or [type(exc).__name__])[0]
+        click.echo(f"error: cannot read the audit trail at {_where(sink)}: {reason}", err=True)
+        sys.exit(1)
+    write_report(data, out)
+    counts = data.severity_counts
+    click.echo(
+        f"report written to {out}: {len(data.failing)} failing ({counts['CRITICAL']} critical), "
+        f"{len(data.open_alerts)} open alerts, {len(data.flaky)} flaky",
+        err=True,
+    )
+    if as_text:
+        click.echo(render_text(data), nl=False)
 
 
 def _plain(value: object) -> object:
     """A value for JSON and CSV: full, timestamps as ISO 8601 in UTC."""
     if isinstance(value, datetime):
-        return _utc(value).isoformat()
+        return utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -466,7 +381,7 @@ def _cell(value: object, seconds: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return _utc(value).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+        return utc(value).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     if isinstance(value, date):  # vw_run_summary.run_date; date.isoformat takes no arguments
         return value.isoformat()
     if isinstance(value, bool):

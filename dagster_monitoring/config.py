@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .alerting.config import AlertingConfig, ConfigError, read_yaml, validate_config
 from .alerting.durations import Duration
 from .audit.config import AuditConfig
+from .report.config import DigestConfig
 from .sources.config import SourcesConfig
 
 
@@ -71,6 +72,9 @@ class MonitoringConfig(AlertingConfig):
         default=None,
         description="webserver URL used for run and asset-check links, e.g. https://dagster.example.com",
     )
+    digest: DigestConfig | None = Field(
+        default=None, description="the on-call report on a schedule: e-mailed, and a summary card in Teams; off when absent"
+    )
 
     @field_validator("dagster_base_url")
     @classmethod
@@ -80,6 +84,29 @@ class MonitoringConfig(AlertingConfig):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _digest_receivers(self) -> MonitoringConfig:
+        digest = self.digest
+        if digest is None:
+            return self
+        problems = []
+        if not self.audit.enabled:
+            problems.append("digest: needs the audit trail (audit.enabled: true)")
+        by_name = {r.name: r for r in self.receivers}
+        for where, name, kind in (
+            ("digest.email.receiver", digest.email.receiver if digest.email else None, "email"),
+            ("digest.teams.receiver", digest.teams.receiver if digest.teams else None, "teams"),
+        ):
+            if name is None:
+                continue
+            if name not in by_name:
+                problems.append(f"{where}: unknown receiver {name!r} (known: {sorted(by_name) or 'none'})")
+            elif by_name[name].type != kind:
+                problems.append(f"{where}: receiver {name!r} is of type {by_name[name].type}, not {kind}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def load_config(path: str | os.PathLike[str], *, missing_env: list[str] | None = None) -> MonitoringConfig:

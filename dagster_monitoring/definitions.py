@@ -6,7 +6,8 @@
     defs = dg.Definitions.merge(my_project_defs, build_monitoring_defs("monitoring.yaml"))
 
 The sensors (alerts, audit capture, watchdog) start RUNNING by default, so merging is enough;
-the ``audit`` resource lets dbt and dlt assets write their test results and loads.
+the ``audit`` resource lets dbt and dlt assets write their test results and loads. A ``digest:``
+section adds the digest job and its schedule (RUNNING too).
 """
 
 from __future__ import annotations
@@ -75,7 +76,12 @@ def build_monitoring_defs(
     if resolved.audit.enabled:
         sensors.append(build_audit_sensor(runtime=runtime, minimum_interval_seconds=audit_interval_seconds, default_status=default_status))
         resources[audit_resource_key] = AuditResource.from_audit_config(resolved.audit)
-    return dg.Definitions.merge(dg.Definitions(sensors=sensors, resources=resources), *configured_checks(resolved))
+    extra = configured_checks(resolved)
+    if resolved.digest is not None:
+        from .report.schedule import build_digest_defs
+
+        extra.append(build_digest_defs(runtime=runtime, default_status=dg.DefaultScheduleStatus(default_status.value)))
+    return dg.Definitions.merge(dg.Definitions(sensors=sensors, resources=resources), *extra)
 
 
 def configured_checks(config: MonitoringConfig) -> list[dg.Definitions]:

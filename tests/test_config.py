@@ -31,6 +31,7 @@ def test_example_configs_load(monkeypatch):
     assert config.receivers[0].webhook_url.get_secret_value().endswith("sig=s3cr3tsig")
     assert "s3cr3tsig" not in repr(config) and "hunter2" not in repr(config)
     assert config.policy.repeat_interval.total_seconds() == 4 * 3600
+    assert config.digest is not None and config.digest.email.receiver == "oncall-email" and config.digest.teams.receiver == "teams-data-eng"
     assert isinstance(load_config("examples/monitoring.local.yaml"), MonitoringConfig)
 
 

@@ -260,6 +260,19 @@ heartbeats = sa.Table(
     sa.Column("interval_s", sa.Float, nullable=False),
 )
 
+# Scheduled sends that must happen once per slot (the digest): one row per (schedule, slot,
+# channel). Claimed before sending, marked sent after; a failed send gives the claim back, and a
+# claim older than its lease (the sender died mid-send) may be taken again.
+once_sends = sa.Table(
+    "dm_once_sends",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("status", sa.String(12), nullable=False),  # sending | sent
+    sa.Column("claimed_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),  # e.g. the Message-ID
+)
+
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 # (fingerprint, incident_id, receiver, ticket key, ticket url)
@@ -643,6 +656,31 @@ class SqlStateStore:
             Heartbeat(r.name, _from_ts(r.last_tick_at), _from_ts(r.last_ok_at), r.last_error, r.interval_s)  # type: ignore[arg-type]
             for r in rows
         ]
+
+    # -- once per slot (the digest) -------------------------------------------------------------
+
+    def claim_once(self, key: str, now: datetime, lease: float = 600.0) -> bool:
+        """True when this caller may send ``key`` now: never claimed, or claimed by a sender that
+        neither finished nor gave it back within ``lease`` seconds. False once it was sent."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(once_sends.c.status, once_sends.c.claimed_at).where(once_sends.c.key == key)).first()
+            if row is None:
+                inserted = conn.execute(
+                    self._insert(once_sends).values(key=key, status="sending", claimed_at=_ts(now)).on_conflict_do_nothing()
+                )
+                return inserted.rowcount == 1  # 0: another sender claimed it between the select and the insert
+            if row.status == "sent" or row.claimed_at > _ts(now) - lease:
+                return False
+            conn.execute(sa.update(once_sends).where(once_sends.c.key == key).values(claimed_at=_ts(now)))
+            return True
+
+    def finish_once(self, key: str, now: datetime, *, sent: bool, detail: str | None = None) -> None:
+        """Mark ``key`` sent, or give the claim back so the next attempt sends it."""
+        with self.transaction() as conn:
+            if sent:
+                conn.execute(sa.update(once_sends).where(once_sends.c.key == key).values(status="sent", sent_at=_ts(now), detail=detail))
+            else:
+                conn.execute(sa.delete(once_sends).where(once_sends.c.key == key))
 
     def outbox_counts(self) -> dict[str, int]:
         with self.transaction() as conn:

@@ -137,6 +137,44 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
     return msg
 
 
+def _tls_context(config: EmailConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.ca_file)
+    if not config.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def deliver(cfg: EmailConfig, message: EmailMessage, name: str | None = None) -> DeliveryResult:
+    """Send one message over ``cfg``'s SMTP server; the outcome classified (retryable or not),
+    never raised. The alert transport and the digest both send through here."""
+    timeout = cfg.timeout.total_seconds()
+    try:
+        if cfg.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.effective_port, timeout=timeout, context=_tls_context(cfg))
+        else:
+            client = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
+        with client:
+            if cfg.security == "starttls":
+                client.starttls(context=_tls_context(cfg))
+            if cfg.username and cfg.password:
+                client.login(cfg.username, cfg.password.get_secret_value())
+            refused = client.send_message(message)
+    except smtplib.SMTPAuthenticationError as exc:
+        return DeliveryResult.failure(f"SMTP login failed for {cfg.username}: {exc.smtp_code}", retryable=False)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return DeliveryResult.failure(f"all recipients refused: {sorted(exc.recipients)}", retryable=False)
+    except smtplib.SMTPResponseException as exc:
+        return DeliveryResult.failure(f"SMTP {exc.smtp_code}: {redact(exc.smtp_error)}", retryable=400 <= exc.smtp_code < 500)
+    except ssl.SSLCertVerificationError as exc:  # a wrong CA or host name needs a human, not retries
+        return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=False)
+    except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=True)
+    if refused:  # delivered to the others; retrying would duplicate their copy
+        _log.warning("receiver %s: recipients refused: %s", name or cfg.name, sorted(refused))
+    return DeliveryResult.success(external_id=str(message["Message-ID"]))
+
+
 class EmailTransport:
     def __init__(self, config: EmailConfig) -> None:
         self.config = config
@@ -145,38 +183,5 @@ class EmailTransport:
     def render(self, notification: Notification) -> str:
         return build_email(self.config, notification).as_string()
 
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.config.ca_file)
-        if not self.config.verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def send(self, notification: Notification) -> DeliveryResult:
-        cfg = self.config
-        message = build_email(cfg, notification)
-        timeout = cfg.timeout.total_seconds()
-        try:
-            if cfg.security == "ssl":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.effective_port, timeout=timeout, context=self._tls_context())
-            else:
-                client = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
-            with client:
-                if cfg.security == "starttls":
-                    client.starttls(context=self._tls_context())
-                if cfg.username and cfg.password:
-                    client.login(cfg.username, cfg.password.get_secret_value())
-                refused = client.send_message(message)
-        except smtplib.SMTPAuthenticationError as exc:
-            return DeliveryResult.failure(f"SMTP login failed for {cfg.username}: {exc.smtp_code}", retryable=False)
-        except smtplib.SMTPRecipientsRefused as exc:
-            return DeliveryResult.failure(f"all recipients refused: {sorted(exc.recipients)}", retryable=False)
-        except smtplib.SMTPResponseException as exc:
-            return DeliveryResult.failure(f"SMTP {exc.smtp_code}: {redact(exc.smtp_error)}", retryable=400 <= exc.smtp_code < 500)
-        except ssl.SSLCertVerificationError as exc:  # a wrong CA or host name needs a human, not retries
-            return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=False)
-        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-            return DeliveryResult.failure(f"SMTP {cfg.host}:{cfg.effective_port}: {describe_error(exc)}", retryable=True)
-        if refused:  # delivered to the others; retrying would duplicate their copy
-            _log.warning("receiver %s: recipients refused: %s", self.name, sorted(refused))
-        return DeliveryResult.success(external_id=str(message["Message-ID"]))
+        return deliver(self.config, build_email(self.config, notification), self.name)
