@@ -25,6 +25,9 @@ def settle_delays(sources: SourcesConfig) -> Callable[[AlertEvent], timedelta]:
         delays["fivetran"] = sources.fivetran.settle
     if sources.dbt_cloud is not None:
         delays["dbt_cloud"] = sources.dbt_cloud.settle
+    if sources.aws_eventbridge is not None:
+        for source in ("aws_glue", "aws_stepfunctions", "aws_appflow", "aws_datasync"):
+            delays[source] = sources.aws_eventbridge.settle
     zero = timedelta(0)
     return lambda event: delays.get(event.source, zero)
 
