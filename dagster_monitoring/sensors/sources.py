@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
@@ -147,7 +148,9 @@ def build_aws_eventbridge_sensor(
     def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         queue = holder.get("queue") or holder.setdefault("queue", aws.SqsQueue(config, client=client))
         ingest = runtime.source_ingest
-        done = aws.drain(queue, config, ingest.ingest)
+        trail = runtime.trail
+        with trail.session() if trail is not None else nullcontext():  # one audit connection per tick
+            done = aws.drain(queue, config, ingest.ingest)
         if not done.received:
             ingest.tick()
         return dg.SkipReason(
