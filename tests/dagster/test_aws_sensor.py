@@ -53,3 +53,12 @@ def test_the_sqs_sensor_end_to_end_glue_fails_repeats_recovers_with_audit_rows(t
     ]
     assert "0 message(s)" in tick()
     assert {b.name for b in runtime.router.store.heartbeats()} == {"dagster_monitoring_aws_eventbridge"}
+
+
+def test_the_drop_in_adds_the_sensor_only_with_a_queue(tmp_path):
+    from dagster_monitoring import build_monitoring_defs
+
+    with_queue = config_from_dict(monitoring(tmp_path, "https://sqs.eu-west-1.amazonaws.com/123456789012/q", audit=False))
+    without = config_from_dict(monitoring(tmp_path, audit=False))  # Lambda only
+    assert "dagster_monitoring_aws_eventbridge" in {s.name for s in build_monitoring_defs(with_queue).sensors}
+    assert "dagster_monitoring_aws_eventbridge" not in {s.name for s in build_monitoring_defs(without).sensors}
