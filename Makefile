@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python benchmarks/alert_noise.py
 	$(BIN)/python benchmarks/router_throughput.py
 	$(BIN)/python benchmarks/webhook_serve.py
+	$(BIN)/python benchmarks/aws_sqs.py
 	$(BIN)/python benchmarks/ticket_noise.py
 	$(BIN)/python benchmarks/audit_ingest.py --faults
 	$(BIN)/python benchmarks/faults.py

@@ -11,7 +11,7 @@ import threading
 from functools import cached_property
 
 from .alerting.router import AlertRouter
-from .audit.alert_records import decision_records, delivery_records
+from .audit.alert_records import attach_audit, external_job_writer
 from .audit.trail import AuditTrail
 from .config import MonitoringConfig
 from .sources.ingest import SourceIngest
@@ -39,11 +39,12 @@ class MonitoringRuntime:
             router = AlertRouter(self.config)
             trail = self.trail
             if trail is not None:
-                router.on_decision = lambda decisions: trail.write(decision_records(decisions))
-                router.on_delivery = lambda outcomes: trail.write(delivery_records(outcomes))
+                attach_audit(router, trail)
             return router
 
     @cached_property
     def source_ingest(self) -> SourceIngest:
-        """External sources' events go through here: their settle delay, then the router."""
-        return SourceIngest(self.router, self.config.sources)
+        """External sources' events go through here: their settle delay, then the router, then
+        ``external_job_runs`` rows in the audit trail."""
+        trail = self.trail
+        return SourceIngest(self.router, self.config.sources, on_events=external_job_writer(trail) if trail is not None else None)

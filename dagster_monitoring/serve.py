@@ -42,7 +42,10 @@ from .alerting.events import AlertEvent
 from .alerting.redact import describe_error, get_logger
 from .alerting.router import AlertRouter
 from .alerting.state_health import StateStoreError
+from .audit.alert_records import external_job_writer
+from .audit.trail import AuditTrail
 from .config import MonitoringConfig
+from .pipeline import build_pipeline
 from .sources import dbt_cloud, fivetran
 from .sources.ingest import SourceIngest
 from .sources.webhooks import (
@@ -192,14 +195,16 @@ def build_app(
     config: MonitoringConfig,
     *,
     router: AlertRouter | None = None,
+    trail: AuditTrail | None = None,
     clock: Callable[[], datetime] | None = None,
     tick_interval: float = 1.0,
     delivery_interval: float = 5.0,
 ) -> Starlette:
-    """The receiver for ``config.sources``; ``router`` and ``clock`` are injectable for tests.
-    The worker threads run for the app's lifespan (``app.state.worker``)."""
-    router = router or build_router(config)
-    ingest = SourceIngest(router, config.sources, clock=clock)
+    """The receiver for ``config.sources``; ``router``, ``trail`` and ``clock`` are injectable for
+    tests. The worker threads run for the app's lifespan (``app.state.worker``)."""
+    if router is None:
+        router, trail = build_pipeline(config)
+    ingest = SourceIngest(router, config.sources, clock=clock, on_events=external_job_writer(trail) if trail is not None else None)
     worker = IngestWorker(router, ingest, tick_interval=tick_interval, delivery_interval=delivery_interval)
     sources = config.sources
 
@@ -263,20 +268,6 @@ def build_app(
     app.state.router = router
     app.state.ingest = ingest
     return app
-
-
-def build_router(config: MonitoringConfig) -> AlertRouter:
-    """The router a code location's runtime builds, with its audit hooks, without importing Dagster
-    (``serve`` starts in a second instead of loading Dagster)."""
-    from .audit.alert_records import decision_records, delivery_records
-    from .audit.trail import AuditTrail
-
-    router = AlertRouter(config)
-    if config.audit.enabled:
-        trail = AuditTrail.from_config(config.audit)
-        router.on_decision = lambda decisions: trail.write(decision_records(decisions))
-        router.on_delivery = lambda outcomes: trail.write(delivery_records(outcomes))
-    return router
 
 
 def _configured(config: MonitoringConfig) -> list[str]:

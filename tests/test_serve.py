@@ -252,3 +252,17 @@ def _up(url: str) -> bool:
         return requests.get(url + "/healthz", timeout=1).ok
     except requests.RequestException:
         return False
+
+
+def test_accepted_webhooks_are_audit_rows_once_each(tmp_path):
+    from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
+
+    data = monitoring(tmp_path)
+    data["audit"] = {"duckdb_path": str(tmp_path / "audit.duckdb"), "spool_dir": str(tmp_path / "spool")}
+    with TestClient(build_app(config_from_dict(data), tick_interval=0.05)) as client:
+        body = sync_end("FAILURE_WITH_TASK", 0, reason="permission denied for table loans")
+        for _ in range(2):  # Fivetran retried the delivery
+            assert client.post("/webhooks/fivetran", content=body, headers=ft_headers(body)).status_code == 200
+    sql = "SELECT source, job_name, run_id, status, via FROM dagster_audit.external_job_runs"
+    rows = DuckDBSink(tmp_path / "audit.duckdb").query(sql)[1]
+    assert rows == [("fivetran", "warehouse_pg", "sync-0", "failed", "webhook")]

@@ -11,6 +11,10 @@
 -- the alert's entity. A dbt result with no check in its run (dbt run outside Dagster, or the
 -- audit sensor has not captured the run's checks yet) stays `<test name>`, as before.
 -- Asset checks that are not dbt tests stay as they are.
+--
+-- Runs outside Dagster (external_job_runs) are outcomes too: entity_type is their source
+-- (fivetran, dbt_cloud, aws_glue, aws_stepfunctions, aws_appflow, aws_datasync), entity the job's
+-- name. A Glue run past its notify delay (status delayed) counts as failing, with its severity.
 CREATE OR REPLACE VIEW dagster_audit.vw_entity_events AS
 WITH runs AS (
   SELECT * FROM dagster_audit.runs
@@ -27,6 +31,11 @@ dbt AS (
   SELECT * FROM dagster_audit.dbt_test_results
   WHERE event_ts >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 30 DAY)
     AND status != 'skipped'
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingested_at) = 1
+),
+external AS (
+  SELECT * FROM dagster_audit.external_job_runs
+  WHERE event_ts >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 30 DAY)
   QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingested_at) = 1
 ),
 dbt_runs AS (  -- (run, test) pairs dbt recorded: their asset check rows fold into the dbt row
@@ -92,4 +101,16 @@ SELECT
   COALESCE(d.owners, c.owners) AS owners
 FROM dbt AS d
 LEFT JOIN dbt_checks AS c
-  ON d.run_id = c.run_id AND d.test_name = c.check_name;
+  ON d.run_id = c.run_id AND d.test_name = c.check_name
+UNION ALL
+SELECT
+  source AS entity_type,
+  job_name AS entity,
+  event_ts,
+  failed,
+  CASE WHEN failed THEN COALESCE(severity, 'ERROR') END AS severity,
+  CASE WHEN failed THEN COALESCE(message, status) END AS error,
+  run_id,
+  run_url,
+  owners
+FROM external;

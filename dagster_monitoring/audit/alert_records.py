@@ -1,17 +1,22 @@
 """Alert router decisions and deliveries as ``alert_notifications`` rows.
 
 Hook these into the router (``on_decision`` / ``on_delivery``) so every decision — including
-suppressed and silenced ones — and every delivery attempt is auditable next to the runs.
+suppressed and silenced ones — and every delivery attempt is auditable next to the runs:
+:func:`attach_audit` does it, for the code location's runtime, ``serve`` and the Lambda handler
+alike, and :func:`external_job_writer` is the sources' ingest hook (``external_job_runs``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from ..alerting.events import AlertEvent
 from ..alerting.lifecycle import Observation
 from ..alerting.outbox import DeliveryOutcome
-from ..alerting.router import Decision
+from ..alerting.router import AlertRouter, Decision
+from .external_records import external_job_records
 from .records import AlertNotificationRecord
+from .trail import AuditTrail
 
 
 def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRecord]:
@@ -67,3 +72,15 @@ def delivery_records(outcomes: Sequence[DeliveryOutcome]) -> list[AlertNotificat
             )
         )
     return records
+
+
+def attach_audit(router: AlertRouter, trail: AuditTrail) -> None:
+    """Write the router's decisions and deliveries to ``trail`` (``alert_notifications``)."""
+    router.on_decision = lambda decisions: trail.write(decision_records(decisions))
+    router.on_delivery = lambda outcomes: trail.write(delivery_records(outcomes))
+
+
+def external_job_writer(trail: AuditTrail) -> Callable[[Sequence[AlertEvent]], object]:
+    """The :class:`~dagster_monitoring.sources.ingest.SourceIngest` hook: external job events as
+    ``external_job_runs`` rows (the trail spools when its sink is down; it never raises for that)."""
+    return lambda events: trail.write(external_job_records(events))

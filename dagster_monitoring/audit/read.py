@@ -60,7 +60,7 @@ LAYOUTS: dict[str, ViewLayout] = {
         cut={"fingerprint": 30, "ticket_key": 10},
     ),
     "vw_run_summary": ViewLayout(
-        order_by="run_date DESC, job_name",
+        order_by="run_date DESC, job_name, source",
         columns=(
             ("job_name", "job"),
             ("run_date", "date"),

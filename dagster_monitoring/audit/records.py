@@ -279,6 +279,44 @@ class AlertNotificationRecord(AuditRecord):
     run_id: str | None = None
 
 
+class ExternalJobRunRecord(AuditRecord):
+    """One observed status of a run outside Dagster (Fivetran, dbt Cloud, AWS), from the event's
+    ``external_job/...`` details (see :func:`~.external_records.external_job_records`)."""
+
+    TABLE = "external_job_runs"
+    KEY_FIELDS = ("source", "job_id", "run_id", "status", "event_ts")
+    JSON_FIELDS = ("details",)
+    TEXT_FIELDS = ("message",)
+
+    source: str
+    job_id: str
+    job_name: str
+    status: str
+    failed: bool
+    fingerprint: str
+    run_id: str | None = None
+    severity: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    message: str | None = None
+    owners: str | None = None
+    run_url: str | None = None
+    via: str | None = None
+    account: str | None = None
+    region: str | None = None
+    details: dict[str, Any] | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        value = value.lower()
+        allowed = {"succeeded", "failed", "delayed"}
+        if value not in allowed:
+            raise ValueError(f"must be one of {sorted(allowed)}")
+        return value
+
+
 RECORD_TYPES: tuple[type[AuditRecord], ...] = (
     RunRecord,
     AssetMaterializationRecord,
@@ -286,6 +324,7 @@ RECORD_TYPES: tuple[type[AuditRecord], ...] = (
     DbtTestResultRecord,
     DltLoadRecord,
     AlertNotificationRecord,
+    ExternalJobRunRecord,
 )
 BY_TABLE: Mapping[str, type[AuditRecord]] = {r.TABLE: r for r in RECORD_TYPES}
 

@@ -1,4 +1,4 @@
-"""Poll sensors for external job systems: Fivetran connections and dbt Cloud job runs.
+"""Poll sensors for external job systems: Fivetran connections, dbt Cloud job runs and the AWS events queue.
 
 Thin on purpose: each tick calls the plain-Python poll (:mod:`dagster_monitoring.sources`),
 hands its events to the runtime's source ingest (settle delay, then the router) and keeps what
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
 
 from ..runtime import MonitoringRuntime
-from ..sources import dbt_cloud, fivetran
+from ..sources import aws, dbt_cloud, fivetran
 from ..sources._http import SourceApiError
 from .heartbeat import monitoring_sensor
 
@@ -117,5 +118,45 @@ def build_dbt_cloud_sensor(
     )
     def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         return _poll_tick(context, runtime, "dbt_cloud", poll)
+
+    return sensor
+
+
+def build_aws_eventbridge_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str = "dagster_monitoring_aws_eventbridge",
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    client: Any = None,
+) -> dg.SensorDefinition:
+    """Reads AWS job events from the SQS queue (``sources.aws_eventbridge.queue_url``); deletes
+    each batch only once the router has committed it. ``client``: a boto3 SQS client to use."""
+    config = runtime.config.sources.aws_eventbridge
+    if config is None or not config.polls:
+        raise ValueError(f"{name}: needs sources.aws_eventbridge with queue_url and region in the monitoring config")
+    holder: dict[str, aws.SqsQueue] = {}
+
+    @monitoring_sensor(
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="AWS Glue / Step Functions / AppFlow / DataSync events (EventBridge -> SQS) to the alert router",
+        kind="sources",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        queue = holder.get("queue") or holder.setdefault("queue", aws.SqsQueue(config, client=client))
+        ingest = runtime.source_ingest
+        trail = runtime.trail
+        with trail.session() if trail is not None else nullcontext():  # one audit connection per tick
+            done = aws.drain(queue, config, ingest.ingest)
+        if not done.received:
+            ingest.tick()
+        return dg.SkipReason(
+            f"aws_eventbridge: {done.received} message(s), {done.events} event(s), {done.failing} failing, "
+            f"{done.ignored} ignored, {done.unreadable} unreadable; {done.notifications} notification(s) queued; "
+            f"{done.deleted} deleted" + (f", {done.delete_failed} not deleted (redelivered later)" if done.delete_failed else "")
+        )
 
     return sensor

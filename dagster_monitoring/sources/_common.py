@@ -1,4 +1,4 @@
-"""What the Fivetran and dbt Cloud adapters share: timestamps, and the audit-ready run record.
+"""What the source adapters (Fivetran, dbt Cloud, AWS) share: timestamps, and the audit-ready run record.
 
 Every source event carries, under namespaced ``external_job/...`` keys in ``details`` (cards
 leave namespaced keys out; the audit trail can read them), the facts an ``external_job_runs``
@@ -52,8 +52,11 @@ def external_job(
     finished_at: datetime | None,
     message: str | None,
     via: str,
+    account: str | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
-    """The audit-ready record of one run, as ``external_job/<field>`` detail keys."""
+    """The audit-ready record of one run, as ``external_job/<field>`` detail keys (AWS sources
+    add their account and region)."""
     record = {
         "source": source,
         "job_id": job_id,
@@ -63,8 +66,10 @@ def external_job(
         "started_at": iso(started_at),
         "finished_at": iso(finished_at),
         "message": message,
-        "via": via,  # poll | webhook
+        "via": via,  # poll | webhook | eventbridge
     }
+    if account or region:
+        record.update(account=account, region=region)
     return {EXTERNAL_JOB + key: value for key, value in record.items()}
 
 

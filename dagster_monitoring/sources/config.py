@@ -1,4 +1,4 @@
-"""The ``sources:`` section: external job systems (Fivetran, dbt Cloud) whose outcomes are alerts.
+"""The ``sources:`` section: external job systems (Fivetran, dbt Cloud, AWS) whose outcomes are alerts.
 
     sources:
       fivetran:
@@ -13,6 +13,10 @@
         api_token: {env: DBT_CLOUD_API_TOKEN}
         webhook_secret: {env: DBT_CLOUD_WEBHOOK_SECRET}
         jobs: [678]
+      aws_eventbridge:
+        queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/dagster-monitoring
+        region: eu-west-1
+        owners: [team:platform]
 
 Each source checks its own fields at load time (a poller needs its credentials, a source needs
 a way in: polling or a webhook secret), so a typo or a missing variable fails naming the field.
@@ -21,6 +25,7 @@ Secrets are ``{env: NAME}`` like every receiver's, registered for redaction as t
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -134,6 +139,77 @@ class DbtCloudSourceConfig(SourceConfigBase):
         return self.api_token is not None
 
 
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+class AwsEventBridgeSourceConfig(SourceConfigBase):
+    """AWS Glue, Step Functions, AppFlow and DataSync state-change events, routed by EventBridge
+    rules (from any account) to an SQS queue that a Dagster sensor reads, and/or to the Lambda
+    handler ``dagster_monitoring.sources.aws_lambda.handler``."""
+
+    queue_url: str | None = Field(
+        default=None, description="the SQS queue the EventBridge rules target; enables the sensor (the Lambda handler needs none)"
+    )
+    region: str | None = Field(default=None, description="the queue's region, e.g. eu-west-1 (required with queue_url)")
+    endpoint_url: str | None = Field(default=None, description="SQS endpoint override (a VPC endpoint, LocalStack, moto)")
+    aws_access_key_id: SecretValue | None = Field(
+        default=None, description="{env: NAME}; default: boto3's credential chain (instance role, AWS_PROFILE, ...)"
+    )
+    aws_secret_access_key: SecretValue | None = Field(default=None, description="{env: NAME}, with aws_access_key_id")
+    aws_session_token: SecretValue | None = Field(default=None, description="{env: NAME}, for temporary credentials")
+    accounts: tuple[str, ...] = Field(default=(), description="12-digit account ids to accept events from; empty: every account")
+    datasync_task_names: dict[str, str] = Field(
+        default_factory=dict, description="DataSync task id -> name for alerts (events carry only the execution ARN)"
+    )
+    long_running_severity: Severity = Field(
+        default=Severity.WARN, description="severity of a 'Glue Job Run Status' event (a run past its notify delay)"
+    )
+    wait_time_seconds: int = Field(default=1, ge=0, le=20, description="SQS long-poll wait per receive call inside a sensor tick")
+    max_messages_per_tick: int = Field(default=1000, ge=1, le=100_000, description="messages a sensor tick reads at most")
+    settle: Duration = Field(default=timedelta(0), description="hold a failure this long, dropped if the job succeeds meanwhile")
+
+    @field_validator("long_running_severity", mode="before")
+    @classmethod
+    def _long_severity(cls, value: object) -> Severity:
+        return Severity.parse(value)  # type: ignore[arg-type]
+
+    @field_validator("queue_url", "endpoint_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.match(value):
+            raise ValueError("must be an AWS region name such as eu-west-1")
+        return value
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in value if not _ACCOUNT.match(a)]
+        if bad:
+            raise ValueError(f"account ids are 12 digits: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> AwsEventBridgeSourceConfig:
+        if self.queue_url is not None and self.region is None:
+            raise ValueError("region is required with queue_url")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("give aws_access_key_id and aws_secret_access_key together, or neither (boto3's credential chain)")
+        return self
+
+    @property
+    def polls(self) -> bool:
+        return self.queue_url is not None
+
+
 class SourcesConfig(_Strict):
     fivetran: FivetranSourceConfig | None = Field(default=None, description="Fivetran connections as alert sources")
     dbt_cloud: DbtCloudSourceConfig | None = Field(default=None, description="dbt Cloud job runs as alert sources")
+    aws_eventbridge: AwsEventBridgeSourceConfig | None = Field(
+        default=None, description="AWS Glue / Step Functions / AppFlow / DataSync events through EventBridge (SQS or Lambda)"
+    )

@@ -178,3 +178,22 @@ def test_the_cli_prints_the_same_rows_in_the_same_order_on_bigquery_and_duckdb(b
         assert printed(bq_config, view) == printed(duck_config, view), view
     recent = json.loads(printed(bq_config, "vw_recent_failures", "--format", "json"))
     assert [r["severity"] for r in recent] == ["CRITICAL", "CRITICAL", "ERROR", "WARN"]
+
+
+def test_external_job_runs_give_the_same_views_as_duckdb(bq_sink, tmp_path):
+    duck = DuckDBSink(tmp_path / "audit.duckdb")
+    duck.init()
+    views = ["vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_entity_events"]
+    for batch in (tl.before_recovery(), tl.external_failing()):
+        bq_sink.write(batch)
+        duck.write(batch)
+    for view in views:
+        assert view_rows(bq_sink, view) == view_rows(duck, view), view
+    failing = {(r[0], r[1]) for r in view_rows(bq_sink, "vw_recent_failures")[0]}
+    assert {("fivetran", "warehouse_pg"), ("dbt_cloud", "daily build")} <= failing
+    bq_sink.write(tl.external_recovered())
+    duck.write(tl.external_recovered())
+    for view in views:
+        assert view_rows(bq_sink, view) == view_rows(duck, view), view
+    failing = {(r[0], r[1]) for r in view_rows(bq_sink, "vw_recent_failures")[0]}
+    assert ("fivetran", "warehouse_pg") not in failing and ("dbt_cloud", "daily build") in failing

@@ -109,3 +109,67 @@ def recovery() -> list[AuditRecord]:
         run("r3", "loans_daily", "SUCCESS", 3, 90),
         dbt("i3", "not_null_fct_repayments_amount", "pass", 3),
     ]
+
+
+# -- runs outside Dagster: records built from the sources' own events, as the ingest hook does --
+
+
+def _z(hours: float) -> str:
+    return at(hours).isoformat().replace("+00:00", "Z")
+
+
+def fivetran_sync_end(status: str, hours: float, sync_id: str, reason: str | None = None):
+    from dagster_monitoring.config import config_from_dict
+    from dagster_monitoring.sources import fivetran
+
+    cfg = config_from_dict({"sources": {"fivetran": {"webhook_secret": "s" * 12, "owners": ["team:data-eng"]}}}).sources.fivetran
+    payload = {
+        "event": "sync_end",
+        "created": _z(hours),
+        "connector_type": "postgres",
+        "connector_id": "mystified_presiding",
+        "connector_name": "warehouse_pg",
+        "sync_id": sync_id,
+        "destination_group_id": "projected_sickle",
+        "data": {"status": status, **({"reason": reason} if reason else {})},
+    }
+    return fivetran.webhook_event(payload, cfg)
+
+
+def dbt_cloud_run(run_id: int, status: int, hours: float):
+    from dagster_monitoring.config import config_from_dict
+    from dagster_monitoring.sources import dbt_cloud
+
+    cfg = config_from_dict({"sources": {"dbt_cloud": {"account_id": 43, "webhook_secret": "s" * 12, "project_id": 99}}}).sources.dbt_cloud
+    run = {
+        "id": run_id,
+        "job_definition_id": 10,
+        "project_id": 99,
+        "status": status,
+        "status_humanized": "Success" if status == 10 else "Error",
+        "status_message": None if status == 10 else "Database Error in model fct_loans",
+        "started_at": at(hours - 0.1).isoformat(),
+        "finished_at": at(hours).isoformat(),
+        "job": {"name": "daily build"},
+        "environment": {"name": "prod"},
+    }
+    return dbt_cloud.run_event(run, cfg, now=at(hours))
+
+
+def external_failing() -> list[AuditRecord]:
+    """The Fivetran connector fails twice (the second sync re-delivered), the dbt Cloud job fails once."""
+    from dagster_monitoring.audit.external_records import external_job_records
+
+    events = [
+        fivetran_sync_end("FAILURE_WITH_TASK", 1, "sync-1", "permission denied for table loans"),
+        fivetran_sync_end("FAILURE_WITH_TASK", 2, "sync-2", "permission denied for table loans"),
+        fivetran_sync_end("FAILURE_WITH_TASK", 2, "sync-2", "permission denied for table loans"),  # the webhook retried
+        dbt_cloud_run(101, 20, 1.5),
+    ]
+    return list(external_job_records(events))
+
+
+def external_recovered() -> list[AuditRecord]:
+    from dagster_monitoring.audit.external_records import external_job_records
+
+    return list(external_job_records([fivetran_sync_end("SUCCESSFUL", 3, "sync-3")]))
