@@ -59,6 +59,19 @@ LAYOUTS: dict[str, ViewLayout] = {
         ),
         cut={"fingerprint": 30, "ticket_key": 10},
     ),
+    "vw_external_job_runs": ViewLayout(
+        order_by="failed DESC, " + _by_severity("severity") + ", last_event_at DESC, source, job_name",
+        columns=(
+            ("source", "source"),
+            ("job_name", "job"),
+            ("last_status", "last status"),
+            ("last_event_at", "at"),
+            ("failures_9d", "fails 9d"),
+            ("owners", "owners"),
+            ("message", "message"),
+        ),
+        cut={"job_name": 24, "owners": 11, "message": 10},
+    ),
     "vw_run_summary": ViewLayout(
         order_by="run_date DESC, job_name, source",
         columns=(

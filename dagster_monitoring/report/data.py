@@ -211,18 +211,22 @@ def job_trends(rows: Sequence[Mapping[str, Any]]) -> list[JobTrend]:
     return trends
 
 
+EXTERNAL_COLUMNS = ("source", "job_name", "last_status", "last_event_at", "failures_9d", "owners", "message", "run_url")
+
+
 def _external(sink: AuditSink, filters: ReportFilters) -> ExternalJobs:
+    """Jobs outside Dagster (Fivetran, dbt Cloud, AWS): failing first, as ``audit query`` orders them."""
     from ..audit import schema
 
     try:
         schema.require_object(EXTERNAL_JOBS_VIEW)
-    except KeyError:
-        return ExternalJobs(
-            False,
-            note=f"Fivetran and dbt Cloud runs will show here once the audit trail has the {EXTERNAL_JOBS_VIEW} view",
-        )
+    except KeyError:  # a schema without the view (an older package's files)
+        return ExternalJobs(False, note=f"external job runs show here once the audit trail has the {EXTERNAL_JOBS_VIEW} view")
     rows = _dicts(read_view(sink, EXTERNAL_JOBS_VIEW, LIST_ROWS))
-    return ExternalJobs(True, [r for r in rows if filters.source_ok(r.get("source"), r.get("entity_type"))])
+    kept = [r for r in rows if filters.source_ok(r.get("source")) and filters.owners_ok(r.get("owners"))]
+    if filters.min_severity.upper() != "WARN":  # a severity floor: only failing jobs at or above it
+        kept = [r for r in kept if r.get("failed") and filters.severity_ok(r.get("severity"))]
+    return ExternalJobs(True, [{c: r.get(c) for c in EXTERNAL_COLUMNS} for r in kept])
 
 
 def fetch_report(sink: AuditSink, *, filters: ReportFilters | None = None, now: datetime | None = None, where: str = "") -> ReportData:

@@ -183,7 +183,7 @@ def test_the_cli_prints_the_same_rows_in_the_same_order_on_bigquery_and_duckdb(b
 def test_external_job_runs_give_the_same_views_as_duckdb(bq_sink, tmp_path):
     duck = DuckDBSink(tmp_path / "audit.duckdb")
     duck.init()
-    views = ["vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_entity_events"]
+    views = ["vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_entity_events", "vw_external_job_runs"]
     for batch in (tl.before_recovery(), tl.external_failing()):
         bq_sink.write(batch)
         duck.write(batch)

@@ -106,8 +106,21 @@ def test_run_summary_and_failures_9d_count_external_runs_next_to_dagsters(sink):
     assert nine[("dbt_cloud", "daily build")]["failures_9d"] == 1
 
 
+def test_external_job_runs_view_gives_each_jobs_latest_status_and_its_9_day_failures(sink):
+    sink.write(tl.external_failing())
+    jobs = {(r["source"], r["job_name"]): r for r in rows(sink, "vw_external_job_runs")}
+    assert set(jobs) == {("fivetran", "warehouse_pg"), ("dbt_cloud", "daily build")}
+    ft = jobs[("fivetran", "warehouse_pg")]
+    assert (ft["last_status"], ft["failed"], ft["failures_9d"], ft["runs_9d"]) == ("failed", True, 2, 2)
+    assert ft["message"] == "permission denied for table loans" and ft["owners"] == "team:data-eng"
+    sink.write(tl.external_recovered())
+    ft = {(r["source"], r["job_name"]): r for r in rows(sink, "vw_external_job_runs")}[("fivetran", "warehouse_pg")]
+    assert (ft["last_status"], ft["failed"], ft["failures_9d"], ft["runs_9d"]) == ("succeeded", False, 2, 3)
+
+
 def test_rows_older_than_the_views_window_are_left_out(sink):
     [old] = external_job_records([tl.dbt_cloud_run(1, 20, -24 * 40)])
     assert old.event_ts < tl.DAY - timedelta(days=30)
     sink.write([old])
     assert rows(sink, "vw_recent_failures") == [] and rows(sink, "vw_run_summary") == []
+    assert rows(sink, "vw_external_job_runs") == []

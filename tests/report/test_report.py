@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from dagster_monitoring.report import ReportFilters, fetch_report, render_html, 
 
 from ..helpers.bigquery import bq_emulator  # noqa: F401
 from . import story
+from .conftest import write_story
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +62,7 @@ def test_report_reads_every_section_from_the_views(story_trail):
     assert summary(data) == EXPECTED
     assert len(data.heatmap_days) == 9 and data.heatmap_days[-1] == story.NOW.date()
     assert data.tickets == ["DM-42"] and not data.nothing_failing
-    assert not data.external.available and "vw_external_job_runs" in data.external.note
+    assert data.external.available and data.external.rows == []  # the story has no external jobs
 
 
 def test_filters_narrow_every_section(story_trail):
@@ -88,7 +90,38 @@ def test_text_version_names_what_fails(story_trail):
     text = render_text(fetch_report(story_trail.sink))
     assert "[CRITICAL] dbt_test unique_fct_loans_loan_id — owners: team:data-eng" in text
     assert "- ingest_loans: 62 s -> 152 s (×2.45)" in text
-    assert "ticket DM-42" in text and "Not available yet" in text
+    assert "ticket DM-42" in text and "EXTERNAL JOBS\nNo external job runs." in text
+
+
+def test_external_jobs_are_listed_failing_first_with_their_failures(tmp_path):
+    from dagster_monitoring.audit.records import ExternalJobRunRecord
+
+    def ext(job: str, status: str, hours: float, severity: str | None = None) -> ExternalJobRunRecord:
+        return ExternalJobRunRecord.build(
+            event_ts=story.NOW - timedelta(hours=hours),
+            source="fivetran",
+            job_id=job,
+            job_name=job,
+            run_id=f"{job}-{hours}",
+            status=status,
+            failed=status == "failed",
+            severity=severity,
+            fingerprint=f"fivetran:sync:{job}",
+            owners="team:data-eng",
+            message="permission denied for table loans" if status == "failed" else None,
+        )
+
+    trail = write_story(tmp_path)
+    trail.write([ext("warehouse_pg", "failed", 3, "ERROR"), ext("warehouse_pg", "failed", 1, "ERROR"), ext("crm", "succeeded", 2)])
+    data = fetch_report(trail.sink, now=story.NOW)
+    assert [(r["job_name"], r["last_status"], r["failures_9d"]) for r in data.external.rows] == [
+        ("warehouse_pg", "failed", 2),
+        ("crm", "succeeded", 0),
+    ]
+    assert "- fivetran warehouse_pg: failed, 2 failure(s) in 9 days — owners: team:data-eng" in render_text(data)
+    assert ">warehouse_pg</td>" in render_html(data)
+    severe = fetch_report(trail.sink, now=story.NOW, filters=ReportFilters(min_severity="ERROR"))
+    assert [r["job_name"] for r in severe.external.rows] == ["warehouse_pg"]
 
 
 def test_cli_writes_the_report(story_trail, tmp_path):
@@ -153,7 +186,7 @@ def test_report_renders_in_chromium(story_trail, tmp_path):
     assert ("ingest_loans", "2") in filled and ("unique_fct_loans_loan_id", "1") in filled
     assert all(bg != "rgba(0, 0, 0, 0)" for _e, _n, bg in result["filled"])  # coloured by the inline style
     assert result["width"] <= 1100  # nothing wider than the window
-    assert "vw_external_job_runs" in result["hook"]
+    assert result["hook"] == ""  # the view exists: no "not available" box
     out = tmp_path / "report.html"
     out.write_text(page, encoding="utf-8")
     png = screenshot(exe, out, Path(os.environ.get("DM_REPORT_PNG", tmp_path / "report.png")), 1450, width=1100)
