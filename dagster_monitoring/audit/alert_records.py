@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..alerting.grouping import expand
 from ..alerting.lifecycle import Observation
+from ..alerting.notification import Notification
 from ..alerting.outbox import DeliveryOutcome
 from ..alerting.router import Decision
 from .records import AlertNotificationRecord
@@ -35,7 +37,8 @@ def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRec
                 observation=d.observation.value,
                 receiver=d.receiver,
                 severity=d.severity.value,
-                silenced_by=d.silenced_by,
+                # an inhibited decision is recorded like a silenced one, naming the upstream incident
+                silenced_by=d.silenced_by or (f"inhibited by {d.inhibited_by}" if d.inhibited_by else None),
                 run_id=ev.run_id if ev else None,
             )
         )
@@ -43,27 +46,30 @@ def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRec
 
 
 def delivery_records(outcomes: Sequence[DeliveryOutcome]) -> list[AlertNotificationRecord]:
+    """A delivery row per incident: a grouped message counts for each of its members."""
     records = []
     for o in outcomes:
-        n = o.notification
-        records.append(
-            AlertNotificationRecord.build(
-                event_ts=o.settled_at or n.created_at,
-                record_type="delivery",
-                fingerprint=n.incident.fingerprint,
-                incident_id=n.incident.incident_id,
-                source=n.event.source,
-                kind=n.event.kind,
-                entity=n.event.entity,
-                transition=n.transition.value,
-                receiver=n.receiver,
-                severity=n.severity.value,
-                delivered=o.delivered,
-                delivery_status=o.status,
-                attempts=o.attempts,
-                error=o.error,
-                ticket_key=o.external_id if o.ticket else (n.ticket or {}).get("key"),
-                run_id=n.event.run_id,
-            )
-        )
+        for n in expand(o.notification) if o.notification.members else (o.notification,):
+            records.append(_delivery_record(o, n))
     return records
+
+
+def _delivery_record(o: DeliveryOutcome, n: Notification) -> AlertNotificationRecord:
+    return AlertNotificationRecord.build(
+        event_ts=o.settled_at or n.created_at,
+        record_type="delivery",
+        fingerprint=n.incident.fingerprint,
+        incident_id=n.incident.incident_id,
+        source=n.event.source,
+        kind=n.event.kind,
+        entity=n.event.entity,
+        transition=n.transition.value,
+        receiver=n.receiver,
+        severity=n.severity.value,
+        delivered=o.delivered,
+        delivery_status=o.status,
+        attempts=o.attempts,
+        error=o.error,
+        ticket_key=o.external_id if o.ticket else (n.ticket or {}).get("key"),
+        run_id=n.event.run_id,
+    )
