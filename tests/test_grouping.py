@@ -144,7 +144,7 @@ def test_a_bad_source_file_is_one_message_listing_the_downstream_failures_as_als
     assert len(teams.delivered) == 1
     message = teams.delivered[0]
     assert {m.event.entity for m in message.group} == {"raw/loans:dlt_row_count", "lender_daily"}
-    affected = {m.event.entity for m in message.group for m in m.also_affected}
+    affected = {m.event.entity for m in message.also_affected}  # listed once, for the whole message
     assert affected == {f"{m}:not_null_{m}_id" for m in ("stg_loans", "stg_repayments", "fct_loans", "fct_balances")}
     # every downstream incident is open and recorded, inhibited by the source (chains go to the root)
     inhibited = {d.fingerprint: d.inhibited_by for d in result.decisions if d.inhibited_by}

@@ -147,7 +147,10 @@ def merge(members: Sequence[Notification]) -> Notification:
     ordered = sorted(members, key=_lead_order)  # stable: first come first among equals
     lead = ordered[0]
     digest = short_hash("|".join(sorted(m.key for m in members)), 16)
-    return replace(lead, key=f"group:{digest}:{lead.receiver}", members=tuple(ordered[1:]))
+    # what inhibition folded into any member is listed once, for the whole message
+    affected = tuple(a for m in ordered for a in m.also_affected)
+    others = tuple(replace(m, also_affected=()) if m.also_affected else m for m in ordered[1:])
+    return replace(lead, key=f"group:{digest}:{lead.receiver}", members=others, also_affected=affected)
 
 
 def expand(notification: Notification) -> list[Notification]:
