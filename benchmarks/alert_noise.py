@@ -43,16 +43,28 @@ def make_router(tmp: Path, clock: SimClock, **policy: object) -> tuple[AlertRout
     return AlertRouter(config, clock=clock, sleep=lambda s: None), out
 
 
-def event(entity: str, status: Status, at: datetime) -> AlertEvent:
+def event(
+    entity: str,
+    status: Status,
+    at: datetime,
+    *,
+    source: str = "dagster",
+    kind: str = "run",
+    summary: str | None = None,
+    tags: dict[str, str] | None = None,
+    run_id: str | None = None,
+) -> AlertEvent:
     return AlertEvent(
-        source="dagster",
-        kind="run",
+        source=source,
+        kind=kind,
         entity=entity,
         status=status,
         severity=Severity.ERROR,
         occurred_at=at,
-        summary=f"Run of {entity} failed",
+        summary=summary or f"Run of {entity} failed",
         owners=("team:data-eng",),
+        tags=tags or {},
+        run_id=run_id,
     )
 
 
@@ -93,50 +105,19 @@ MODELS = ("stg_loans", "stg_repayments", "fct_loans", "fct_balances")
 
 def bad_source_run(at: datetime, status: Status, run_id: str) -> list[AlertEvent]:
     """What the alert sensor reads for one run of a dlt → dbt job whose source file is bad."""
-    events = [
-        AlertEvent(
-            source="dlt",
-            kind="row_count",
-            entity="raw/loans:dlt_row_count",
-            status=status,
-            severity=Severity.ERROR,
-            occurred_at=at,
-            summary="Check dlt_row_count on raw/loans",
-            owners=("team:data-eng",),
-            tags={ASSET_TAG: "raw/loans"},
-            run_id=run_id,
-        )
-    ]
+    source_check = "raw/loans:dlt_row_count"
+    events = [event(source_check, status, at, source="dlt", kind="row_count", tags={ASSET_TAG: "raw/loans"}, run_id=run_id)]
     for model in MODELS:
         upstream = ["raw/loans", *(["stg_loans"] if model.startswith("fct") else [])]
+        tags = {ASSET_TAG: model, UPSTREAM_TAG: upstream_tag(upstream)}
         for test in ("not_null", "unique"):
+            check = f"{test}_{model}_id"
+            at_check = at + timedelta(seconds=30)
+            summary = f"Check {check} on {model}"
             events.append(
-                AlertEvent(
-                    source="dbt",
-                    kind="asset_check",
-                    entity=f"{model}:{test}_{model}_id",
-                    status=status,
-                    severity=Severity.ERROR,
-                    occurred_at=at + timedelta(seconds=30),
-                    summary=f"Check {test}_{model}_id on {model}",
-                    owners=("team:data-eng",),
-                    tags={ASSET_TAG: model, UPSTREAM_TAG: upstream_tag(upstream)},
-                    run_id=run_id,
-                )
+                event(f"{model}:{check}", status, at_check, source="dbt", kind="asset_check", summary=summary, tags=tags, run_id=run_id)
             )
-    events.append(
-        AlertEvent(
-            source="dagster",
-            kind="run",
-            entity="lender_daily",
-            status=status,
-            severity=Severity.ERROR,
-            occurred_at=at + timedelta(seconds=60),
-            summary="Run of lender_daily failed",
-            owners=("team:data-eng",),
-            run_id=run_id,
-        )
-    )
+    events.append(event("lender_daily", status, at + timedelta(seconds=60), run_id=run_id))
     return events
 
 
