@@ -17,6 +17,7 @@ from urllib.parse import quote
 import dagster as dg
 
 from .alerting.events import AlertEvent, Severity, Status
+from .alerting.grouping import ASSET_TAG, UPSTREAM_TAG, upstream_tag
 from .alerting.redact import redact
 from .alerting.text import strip_ansi, truncate
 
@@ -218,6 +219,14 @@ class DagsterAlertTranslator:
             return str(metadata[NEXT_ACTION_METADATA_KEY])
         return f"Open the check {check_name} on {asset_key.to_user_string()}, look at the offending rows, fix the data or its source, then re-run the check."
 
+    def get_check_lineage_tags(self, asset_key: dg.AssetKey, upstream: Sequence[str]) -> dict[str, str]:
+        """The tags the router's lineage inhibition reads: the check's asset, and its upstream
+        assets when there are any (see ``dagster_monitoring.alerting.grouping``)."""
+        tags = {ASSET_TAG: asset_key.to_user_string()}
+        if upstream:
+            tags[UPSTREAM_TAG] = upstream_tag(upstream)
+        return tags
+
     def to_check_event(
         self,
         *,
@@ -230,7 +239,9 @@ class DagsterAlertTranslator:
         description: str | None = None,
         owners: tuple[str, ...] = (),
         run_id: str | None = None,
+        upstream: Sequence[str] = (),
     ) -> AlertEvent:
+        """``upstream``: the asset's upstream asset keys (user strings), for lineage inhibition."""
         details = {
             k: v
             for k, v in metadata.items()
@@ -254,7 +265,7 @@ class DagsterAlertTranslator:
             summary=redact(summary),
             details=details,
             owners=self.get_check_owners(metadata, owners),
-            tags={**self.settings.extra_tags},
+            tags={**self.settings.extra_tags, **self.get_check_lineage_tags(asset_key, upstream)},
             links={**self.get_check_links(asset_key, check_name, run_id), **metadata_links(metadata)},
             run_id=run_id,
             next_action=None if passed else self.get_check_next_action(asset_key, check_name, metadata),

@@ -96,21 +96,39 @@ def make_notification(
     owners: tuple[str, ...] = ("team:data-eng",),
 ) -> Notification:
     event = AlertEvent(
-        source="dbt", kind="asset_check", entity="loans/fct_repayments:not_null_amount",
-        status=Status.FAILING, severity=severity, occurred_at=T0,
-        summary="dbt test not_null_amount failed (3 rows)", details=details or {}, owners=owners,
-        links=links or {}, run_id=run_id,
+        source="dbt",
+        kind="asset_check",
+        entity="loans/fct_repayments:not_null_amount",
+        status=Status.FAILING,
+        severity=severity,
+        occurred_at=T0,
+        summary="dbt test not_null_amount failed (3 rows)",
+        details=details or {},
+        owners=owners,
+        links=links or {},
+        run_id=run_id,
     )
     recovered = transition is Transition.RECOVERED
     first = T0 - timedelta(hours=2)
     incident = IncidentSnapshot(
-        incident_id="abc123-1764036000", fingerprint=event.fingerprint, first_failed_at=first,
-        last_failed_at=T0, failures=4, last_success_at=T0 if recovered else None,
-        recovered_at=T0 + timedelta(minutes=5) if recovered else None, flaps=1, tickets=tickets or {},
+        incident_id="abc123-1764036000",
+        fingerprint=event.fingerprint,
+        first_failed_at=first,
+        last_failed_at=T0,
+        failures=4,
+        last_success_at=T0 if recovered else None,
+        recovered_at=T0 + timedelta(minutes=5) if recovered else None,
+        flaps=1,
+        tickets=tickets or {},
     )
     return Notification(
-        key=f"abc123:{transition.value}:teams:4", receiver="teams", transition=transition, severity=severity,
-        event=event, incident=incident, created_at=T0 + timedelta(minutes=5),
+        key=f"abc123:{transition.value}:teams:4",
+        receiver="teams",
+        transition=transition,
+        severity=severity,
+        event=event,
+        incident=incident,
+        created_at=T0 + timedelta(minutes=5),
     )
 
 
@@ -127,7 +145,8 @@ MATRIX = list(itertools.product(Severity, Transition, (False, True), (False, Tru
 )
 def test_card_validates(severity, transition, with_details, with_links, with_ticket):
     notification = make_notification(
-        severity, transition,
+        severity,
+        transition,
         details=DETAILS if with_details else None,
         links=LINKS if with_links else None,
         tickets=TICKETS if with_ticket else None,
@@ -160,10 +179,42 @@ def _huge(notification: Notification) -> Notification:
     return replace(notification, event=replace(notification.event, details=details))
 
 
-@pytest.mark.parametrize(("limit", "keep"), _DETAIL_LEVELS, ids=[f"limit{l}-{'keep' if k else 'drop'}" for l, k in _DETAIL_LEVELS])
-def test_every_trim_level_validates(limit, keep):
-    notification = _huge(make_notification(Severity.CRITICAL, Transition.ESCALATED, links=LINKS, tickets=TICKETS))
-    assert_valid_card(build_card(notification, detail_limit=limit, include_details=keep))
+def _huge_group(members: int = 150) -> Notification:
+    """A grouped message of ``members`` huge members, half of them folded in as "also affected"."""
+    lead = _huge(make_notification(Severity.CRITICAL, Transition.ESCALATED, links=LINKS, tickets=TICKETS))
+    others = [
+        replace(
+            lead,
+            key=f"k{i}",
+            event=replace(lead.event, entity=f"very/long/asset/path/{'x' * 150}/model_{i}:not_null_{'y' * 80}_{i}"),
+            transition=Transition.RECOVERED if i % 3 == 0 else Transition.NEW,
+        )
+        for i in range(members)
+    ]
+    return replace(lead, members=tuple(others[: members // 2]), also_affected=tuple(others[members // 2 :]))
+
+
+@pytest.mark.parametrize(
+    ("limit", "keep", "shown"), _DETAIL_LEVELS, ids=[f"limit{l}-{'keep' if k else 'drop'}-{m}" for l, k, m in _DETAIL_LEVELS]
+)
+@pytest.mark.parametrize("grouped", [False, True], ids=["single", "grouped"])
+def test_every_trim_level_validates(limit, keep, shown, grouped):
+    notification = (
+        _huge_group() if grouped else _huge(make_notification(Severity.CRITICAL, Transition.ESCALATED, links=LINKS, tickets=TICKETS))
+    )
+    assert_valid_card(build_card(notification, detail_limit=limit, include_details=keep, members_shown=shown))
+
+
+def test_a_group_of_150_fits_28_kb_with_its_header_buttons_and_a_capped_member_list():
+    notification = _huge_group()
+    message = build_message(notification)
+    card = message["attachments"][0]["content"]
+    assert payload_size(message) <= DEFAULT_MAX_BYTES
+    assert_valid_card(card)
+    assert card["body"][0] == build_card(notification)["body"][0] and card["actions"] == build_card(notification)["actions"]
+    text = json.dumps(card)
+    assert "and 75 more" in text and "76 alerts in this message" in text and "Also affected (75" in text
+    assert "more" in text.split("Also affected")[1]  # "+N more" after the capped list
 
 
 def test_trimmed_message_validates_and_fits():

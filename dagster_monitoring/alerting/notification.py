@@ -103,15 +103,42 @@ class IncidentSnapshot:
 
 @dataclass(frozen=True)
 class Notification:
-    """One (incident, transition, receiver) delivery."""
+    """One (incident, transition, receiver) delivery, or one message for a group of them.
 
-    key: str  # unique: incident_id:transition:receiver:seq — the outbox dedup key
+    A group (see :mod:`.grouping`) is the most severe member's notification (the *lead*: its
+    event, incident and transition make the headline, colour and buttons) carrying the other
+    members in ``members``, each a whole notification with its own incident and transition. It is
+    one outbox row, so it is delivered, retried and settled as one message. ``also_affected``
+    holds the notifications that lineage inhibition held back because this one's entity is
+    upstream of theirs (they are listed, not announced)."""
+
+    key: str  # unique: incident_id:transition:receiver:seq (a group: group:<hash>:receiver) — the outbox dedup key
     receiver: str
     transition: Transition
     severity: Severity
     event: AlertEvent  # the latest failing event (for recoveries: the one that was failing)
     incident: IncidentSnapshot
     created_at: datetime
+    members: tuple[Notification, ...] = ()  # the other members of a group, most severe first
+    also_affected: tuple[Notification, ...] = ()  # inhibited downstream alerts folded into this one
+
+    @property
+    def group(self) -> tuple[Notification, ...]:
+        """Every member of the message, the lead first (just this one when it is not a group)."""
+        return (self, *self.members) if self.members else (self,)
+
+    @property
+    def group_suffix(self) -> str:
+        """`` and N more`` for a group, else empty: appended to headlines and subjects."""
+        return f" and {len(self.members)} more" if self.members else ""
+
+    def with_member_tickets(self, tickets: Mapping[str, Mapping[str, Mapping[str, str]]]) -> Notification:
+        """:meth:`with_tickets` for the lead and each member, from ``fingerprint -> {receiver: ticket}``."""
+        lead = self.with_tickets(tickets.get(self.incident.fingerprint, {})) if self.incident.fingerprint in tickets else self
+        if not self.members:
+            return lead
+        members = tuple(m.with_tickets(tickets.get(m.incident.fingerprint, {})) for m in self.members)
+        return replace(lead, members=members)
 
     def with_tickets(self, tickets: Mapping[str, Mapping[str, str]]) -> Notification:
         """The same notification with the incident's current tickets (known at delivery time,
@@ -164,13 +191,21 @@ class Notification:
     def title(self) -> str:
         """One line with severity and status, for plain-text receivers and ticket summaries."""
         if self.transition is Transition.RECOVERED:
-            return self.headline
-        return truncate(f"{self.severity.value.upper()} {self.status_label.upper()}: {self.headline}", MAX_HEADLINE + 30)
+            return self.headline + self.group_suffix
+        return (
+            truncate(f"{self.severity.value.upper()} {self.status_label.upper()}: {self.headline}", MAX_HEADLINE + 30) + self.group_suffix
+        )
 
     @property
     def thread_subject(self) -> str:
-        """The same for every transition of one incident (e-mail clients thread on it)."""
-        return self.presentation.subject
+        """The same for every transition of one incident (e-mail clients thread on it); a group's
+        is its lead's with `` and N more``."""
+        return self.presentation.subject + self.group_suffix
+
+    def member_line(self) -> str:
+        """One member of a group in a line: severity and state, entity, what happened."""
+        state = "RECOVERED" if self.transition is Transition.RECOVERED else f"{self.severity.value.upper()} {self.status_label.lower()}"
+        return f"{state} · {self.event.entity} · {self.headline}"
 
     @property
     def transition_line(self) -> str:
@@ -264,7 +299,7 @@ class Notification:
         return self.event.next_action or "Open the run, read the error, fix the cause and re-run."
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "key": self.key,
             "receiver": self.receiver,
             "transition": self.transition.value,
@@ -273,6 +308,12 @@ class Notification:
             "incident": self.incident.to_dict(),
             "created_at": self.created_at.isoformat(),
         }
+        # Only when set, so an ungrouped notification is stored exactly as before grouping existed.
+        if self.members:
+            data["members"] = [m.to_dict() for m in self.members]
+        if self.also_affected:
+            data["also_affected"] = [m.to_dict() for m in self.also_affected]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Notification:
@@ -284,6 +325,8 @@ class Notification:
             event=AlertEvent.from_dict(data["event"]),
             incident=IncidentSnapshot.from_dict(data["incident"]),
             created_at=datetime.fromisoformat(data["created_at"]),
+            members=tuple(cls.from_dict(m) for m in data.get("members") or ()),
+            also_affected=tuple(cls.from_dict(m) for m in data.get("also_affected") or ()),
         )
 
 

@@ -152,16 +152,13 @@ class Deliverer:
         """One worker per receiver, its items carrying the incident's tickets known right now."""
         if not names:
             return []
-        fingerprints = {i.notification.incident.fingerprint for n in names for i in groups[n]}
+        fingerprints = {m.incident.fingerprint for n in names for i in groups[n] for m in i.notification.group}
         tickets = self.store.tickets_for(fingerprints)
         workers = []
         for name in names:
             group = groups[name]
-            if tickets:
-                group = [
-                    replace(i, notification=i.notification.with_tickets(tickets.get(i.notification.incident.fingerprint, {})))
-                    for i in group
-                ]
+            if tickets:  # a grouped message links each member's ticket
+                group = [replace(i, notification=i.notification.with_member_tickets(tickets)) for i in group]
             worker = threading.Thread(target=self._run_worker, args=(name, group, now, deadline), name=f"dm-deliver-{name}", daemon=True)
             with self._lock:
                 self._busy[name] = worker

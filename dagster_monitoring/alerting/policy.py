@@ -149,6 +149,71 @@ class PolicyConfig(_Strict):
         "a failure inside the window continues the same incident",
     )
     escalation: tuple[EscalationRule, ...] = ()
+    grouping: bool = Field(
+        default=True,
+        description="false: one message per notification, as before grouping (the same as group_by: [])",
+    )
+    group_by: tuple[str, ...] = Field(
+        default=("run_id",),
+        description=(
+            "notifications of one router call for the same receiver with equal values of these fields become one message "
+            "listing the members (like Alertmanager's group_by): run_id, source, kind, owner, severity, or tags.NAME; "
+            "a notification missing one of them is sent alone; []: no grouping. Ticket receivers are never grouped"
+        ),
+    )
+    inhibition: bool = Field(
+        default=True,
+        description=(
+            "an alert whose upstream asset (its dagster-monitoring/upstream tag) failed in the same run, at least as "
+            "severely, is recorded but not sent on its own: the upstream's message lists it under Also affected"
+        ),
+    )
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _group_fields(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError("group_by is a list of field names, e.g. [run_id] (a single string is not a list)")
+        if not isinstance(value, (list, tuple)):
+            return value
+        seen: set[str] = set()
+        for name in value:
+            if not isinstance(name, str) or not (name in GROUP_FIELDS or (name.startswith("tags.") and len(name) > 5)):
+                raise ValueError(f"unknown group_by field {name!r}; expected {', '.join(sorted(GROUP_FIELDS))} or tags.NAME")
+            if name in seen:
+                raise ValueError(f"group_by names {name!r} twice")
+            seen.add(name)
+        return value
+
+    @property
+    def grouped_by(self) -> tuple[str, ...]:
+        """The fields grouping uses; empty when grouping is off."""
+        return self.group_by if self.grouping else ()
+
+
+# Fields a group key can be made of (plus ``tags.NAME``), read by :func:`group_key`.
+GROUP_FIELDS = frozenset({"run_id", "source", "kind", "owner", "severity"})
+
+
+def group_key(event: AlertEvent, fields: Sequence[str]) -> tuple[str, ...] | None:
+    """The values of ``fields`` for ``event``; None (not grouped) when any of them is missing, so
+    with the default ``[run_id]`` an event outside a run is sent on its own."""
+    values: list[str] = []
+    for name in fields:
+        if name == "run_id":
+            value = event.run_id
+        elif name == "owner":
+            value = ",".join(event.owners)
+        elif name == "severity":
+            value = event.severity.value
+        elif name.startswith("tags."):
+            value = event.tags.get(name[5:])
+        else:
+            value = getattr(event, name)
+        if not value:
+            return None
+        values.append(value)
+    return tuple(values)
 
 
 def effective_severity(event: AlertEvent, state: IncidentState, rules: Iterable[EscalationRule]) -> Severity:

@@ -1,7 +1,8 @@
 """AlertRouter: events in, at most one message per receiver per transition out.
 
 The chain per event: lifecycle (``observe``) → escalation → silences → routes/owners →
-per-receiver dedup (new / reminder / escalated / suppressed) → outbox. All of it happens in one
+per-receiver dedup (new / reminder / escalated / suppressed) → lineage inhibition; then per call:
+inhibited alerts folded into their upstream's message → grouping (see :mod:`.grouping`) → outbox. All of it happens in one
 transaction per call; delivery happens after the commit (see :mod:`.outbox`). Every decision
 and every delivery outcome is also handed to ``on_record`` (the audit trail's ``alert_notifications``).
 """
@@ -17,6 +18,7 @@ from operator import attrgetter
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
+from .grouping import Inhibitors, fold_inhibited, group_notifications
 from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due, recovery_links
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
@@ -51,6 +53,7 @@ class Decision:
     silenced_by: str | None = None
     event: AlertEvent | None = None
     occurred_at: datetime | None = None  # the triggering event's time (the tick's time for timed recoveries)
+    inhibited_by: str | None = None  # the upstream incident's fingerprint whose message lists this one instead
 
     @property
     def at(self) -> datetime:
@@ -58,19 +61,27 @@ class Decision:
 
     @property
     def notifies(self) -> bool:
-        return self.transition not in (None, Transition.ONGOING) and self.silenced_by is None and self.receiver is not None
+        return (
+            self.transition not in (None, Transition.ONGOING)
+            and self.silenced_by is None
+            and self.inhibited_by is None
+            and self.receiver is not None
+        )
 
 
 @dataclass
 class RouterResult:
     decisions: list[Decision] = field(default_factory=list)
-    notifications: list[Notification] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)  # the messages queued (a group is one)
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
+    # (inhibitor fingerprint, the notification held back): listed in the inhibitor's message
+    inhibited: list[tuple[str, Notification]] = field(default_factory=list)
 
     def extend(self, other: RouterResult) -> None:
         self.decisions.extend(other.decisions)
         self.notifications.extend(other.notifications)
         self.deliveries.extend(other.deliveries)
+        self.inhibited.extend(other.inhibited)
 
     @property
     def delivered(self) -> list[DeliveryOutcome]:
@@ -134,16 +145,20 @@ class AlertRouter:
         now = self.clock()
         result = RouterResult()
         matching = MatchCache(self.config.routes, self.config.silences, now)
+        inhibitors = Inhibitors(ordered) if self.config.policy.inhibition else None
+        if not inhibitors:  # no failing asset check in this call can inhibit anything
+            inhibitors = None
         with self.store.transaction() as conn:
             states = self.store.load(conn, (e.fingerprint for e in ordered))
             changed: dict[str, IncidentState] = {}
             for event in ordered:
                 fp = event.fingerprint
                 state = states.get(fp) or IncidentState(fp)
-                state = self._apply(state, event, now, result, matching)
+                state = self._apply(state, event, now, result, matching, inhibitors)
                 states[fp] = changed[fp] = state
             self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
             self.store.save(conn, list(changed.values()), now)
+            result.notifications = self._messages(result)
             self.store.enqueue(conn, result.notifications)
         self._emit_decisions(result.decisions)
         if deliver:
@@ -175,7 +190,25 @@ class AlertRouter:
 
     # -- the chain ---------------------------------------------------------------------------
 
-    def _apply(self, state: IncidentState, event: AlertEvent, now: datetime, result: RouterResult, matching: MatchCache) -> IncidentState:
+    def _messages(self, result: RouterResult) -> list[Notification]:
+        """The call's notifications as messages: inhibited ones folded into their upstream's, then
+        grouped per receiver and group key (never for ticket receivers)."""
+        notifications = fold_inhibited(result.notifications, result.inhibited)
+        fields = self.config.policy.grouped_by
+        if not fields or len(notifications) < 2:
+            return notifications
+        transports = self.transports
+        return group_notifications(notifications, fields, lambda name: not getattr(transports.get(name), "opens_tickets", False))
+
+    def _apply(
+        self,
+        state: IncidentState,
+        event: AlertEvent,
+        now: datetime,
+        result: RouterResult,
+        matching: MatchCache,
+        inhibitors: Inhibitors | None = None,
+    ) -> IncidentState:
         policy = self.config.policy
         state, obs = observe(state, event, policy.flap_window)
         if obs is Observation.STALE:
@@ -203,6 +236,7 @@ class AlertRouter:
             result.decisions.append(
                 Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at)
             )
+        inhibited_by = inhibitors.find(event, severity) if inhibitors is not None else None
         for name in names:
             transition = self._transition_for(state.receivers.get(name), severity, event.occurred_at)
             decision = Decision(
@@ -216,9 +250,13 @@ class AlertRouter:
                 silenced_by=(silence.comment or "silence") if silence else None,
                 event=event,
                 occurred_at=event.occurred_at,
+                inhibited_by=inhibited_by,
             )
             result.decisions.append(decision)
-            if decision.notifies:
+            if inhibited_by is not None and silence is None and transition is not Transition.ONGOING:
+                # Held back, and not remembered as heard: once the upstream is fixed it is announced as new.
+                result.inhibited.append((inhibited_by, self._notification(state, event, name, transition, severity, now)))
+            elif decision.notifies:
                 state.receivers[name] = ReceiverMark(event.occurred_at, severity, transition)
                 result.notifications.append(self._notification(state, event, name, transition, severity, now))
         return state

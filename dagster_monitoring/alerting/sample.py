@@ -9,6 +9,7 @@ from typing import Any
 
 from .events import AlertEvent, Severity, Status
 from .failing_rows import bound_rows
+from .grouping import merge
 from .lifecycle import Transition, recovery_links
 from .notification import IncidentSnapshot, Notification
 
@@ -248,8 +249,9 @@ def sample_notifications(
     receiver: str = "teams", *, now: datetime | None = None, base_url: str = "http://localhost:3000"
 ) -> dict[str, Notification]:
     """Every card kind: a NEW notification per kind of alert (:func:`sample_events`), then the
-    transitions: an escalation (WARN to ERROR), a reminder, a recovery with its (closed) ticket and
-    a NEW card linking a Jira ticket. For previews, ``send-test`` and the card rendering tests."""
+    transitions: an escalation (WARN to ERROR), a reminder, a recovery with its (closed) ticket,
+    a NEW card linking a Jira ticket, and one run's alerts grouped in one card (with an inhibited
+    downstream alert under "Also affected"). For previews, ``send-test`` and the card rendering tests."""
     at = now or datetime.now(timezone.utc)
     events = sample_events(now=at, base_url=base_url)
     jira = {"jira": dict(SAMPLE_TICKET)}
@@ -266,6 +268,25 @@ def sample_notifications(
         )
 
     failing = timedelta(hours=2, minutes=14)
+    # One bad run: the critical test leads, the run failure and the drift ride along, and a test of
+    # a model downstream of the drifted table is folded in as "also affected" (inhibited).
+    _, lead = notify("dbt_test", events["dbt_test"], failed_for=timedelta(minutes=5), failures=1)
+    downstream = replace(
+        events["schema_drift"],
+        source="dbt",
+        kind="asset_check",
+        entity="loans/fct_loan_book:not_null_fct_loan_book_principal",
+        summary="dbt test not_null_fct_loan_book_principal failed",
+        links={"asset_check": f"{base_url}/assets/loans/fct_loan_book?view=checks"},
+    )
+    grouped = merge(
+        [
+            lead,
+            notify("run_failure", replace(events["run_failure"], run_id=lead.event.run_id), failed_for=timedelta(minutes=5), failures=1)[1],
+            notify("schema_drift", events["schema_drift"], failed_for=timedelta(minutes=5), failures=1)[1],
+        ]
+    )
+    grouped = replace(grouped, also_affected=(notify("downstream", downstream, failed_for=timedelta(minutes=5), failures=1)[1],))
     return dict(
         [
             notify("dbt_test", events["dbt_test"], failed_for=failing, failures=3),
@@ -291,5 +312,6 @@ def sample_notifications(
                 tickets=jira,
             ),
             notify("jira_ticket", events["schema_drift"], failed_for=timedelta(hours=1), failures=2, tickets=jira),
+            ("grouped", grouped),
         ]
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..alerting.events import AlertEvent
+from ..alerting.grouping import expand
 from ..alerting.lifecycle import Observation
+from ..alerting.notification import Notification
 from ..alerting.outbox import DeliveryOutcome
 from ..alerting.router import AlertRouter, Decision
 from .external_records import external_job_records
@@ -40,7 +42,8 @@ def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRec
                 observation=d.observation.value,
                 receiver=d.receiver,
                 severity=d.severity.value,
-                silenced_by=d.silenced_by,
+                # an inhibited decision is recorded like a silenced one, naming the upstream incident
+                silenced_by=d.silenced_by or (f"inhibited by {d.inhibited_by}" if d.inhibited_by else None),
                 run_id=ev.run_id if ev else None,
             )
         )
@@ -48,29 +51,11 @@ def decision_records(decisions: Sequence[Decision]) -> list[AlertNotificationRec
 
 
 def delivery_records(outcomes: Sequence[DeliveryOutcome]) -> list[AlertNotificationRecord]:
+    """A delivery row per incident: a grouped message counts for each of its members."""
     records = []
     for o in outcomes:
-        n = o.notification
-        records.append(
-            AlertNotificationRecord.build(
-                event_ts=o.settled_at or n.created_at,
-                record_type="delivery",
-                fingerprint=n.incident.fingerprint,
-                incident_id=n.incident.incident_id,
-                source=n.event.source,
-                kind=n.event.kind,
-                entity=n.event.entity,
-                transition=n.transition.value,
-                receiver=n.receiver,
-                severity=n.severity.value,
-                delivered=o.delivered,
-                delivery_status=o.status,
-                attempts=o.attempts,
-                error=o.error,
-                ticket_key=o.external_id if o.ticket else (n.ticket or {}).get("key"),
-                run_id=n.event.run_id,
-            )
-        )
+        for n in expand(o.notification) if o.notification.members else (o.notification,):
+            records.append(_delivery_record(o, n))
     return records
 
 
@@ -84,3 +69,24 @@ def external_job_writer(trail: AuditTrail) -> Callable[[Sequence[AlertEvent]], o
     """The :class:`~dagster_monitoring.sources.ingest.SourceIngest` hook: external job events as
     ``external_job_runs`` rows (the trail spools when its sink is down; it never raises for that)."""
     return lambda events: trail.write(external_job_records(events))
+
+
+def _delivery_record(o: DeliveryOutcome, n: Notification) -> AlertNotificationRecord:
+    return AlertNotificationRecord.build(
+        event_ts=o.settled_at or n.created_at,
+        record_type="delivery",
+        fingerprint=n.incident.fingerprint,
+        incident_id=n.incident.incident_id,
+        source=n.event.source,
+        kind=n.event.kind,
+        entity=n.event.entity,
+        transition=n.transition.value,
+        receiver=n.receiver,
+        severity=n.severity.value,
+        delivered=o.delivered,
+        delivery_status=o.status,
+        attempts=o.attempts,
+        error=o.error,
+        ticket_key=o.external_id if o.ticket else (n.ticket or {}).get("key"),
+        run_id=n.event.run_id,
+    )

@@ -208,12 +208,16 @@ def captured_output(log_file: Path) -> Iterator[None]:
             root.handlers = saved
 
 
-def alert_line(alert: Mapping[str, Any]) -> str:
-    """One alert as the terminal shows it: badge, source/kind, entity, owners."""
+def alert_line(alert: Mapping[str, Any], indent: str = "  ") -> str:
+    """One alert as the terminal shows it: badge, source/kind, entity, owners; a grouped message
+    is its lead, then its members and the alerts folded into it, one line each under it."""
     event = alert["event"]
     badge = "RECOVERED" if alert["transition"] == "recovered" else f"{alert['severity'].upper()} {alert['transition']}"
     owners = ", ".join(event.get("owners") or ()) or "no owner"
-    return f"  {badge:<13} {event['source'] + '/' + event['kind']:<18} {truncate(event['entity'], 60):<60}  {owners}"
+    line = f"{indent}{badge:<13} {event['source'] + '/' + event['kind']:<18} {truncate(event['entity'], 60):<60}  {owners}"
+    members = [alert_line(m, "    + ") for m in alert.get("members") or ()]
+    affected = [alert_line(m, "    also affected: ") for m in alert.get("also_affected") or ()]
+    return "\n".join([line, *members, *affected])
 
 
 def print_failures(echo: Echo, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -292,7 +296,8 @@ def _run_demo(home: Path, config: Path | None, user_config: Mapping[str, Any] | 
             phase = demo.phase(name, prepare)
             result.phases[name] = phase
             echo("  runs: " + ", ".join(f"{job} {'succeeded' if ok else 'FAILED'}" for job, ok in phase.runs.items()))
-            echo(f"  sensors ticked; {len(phase.alerts)} alert(s) sent" + (":" if phase.alerts else ""))
+            incidents = sum(1 + len(a.get("members") or ()) + len(a.get("also_affected") or ()) for a in phase.alerts)
+            echo(f"  sensors ticked; {len(phase.alerts)} message(s) sent for {incidents} alert(s)" + (":" if phase.alerts else ""))
             for alert in phase.alerts:
                 echo(alert_line(alert))
             phase.preview = previews(phase, result.previews_dir)

@@ -33,10 +33,36 @@ from .heartbeat import monitoring_sensor
 EVENT_TYPES = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
 
 
+class Lineage:
+    """Upstream assets (all ancestors) of an asset, from the code location's asset graph, looked up
+    once per asset per tick. What the router's lineage inhibition reads (``dagster-monitoring/upstream``)."""
+
+    def __init__(self, repository_def: dg.RepositoryDefinition | None) -> None:
+        self.graph = repository_def.asset_graph if repository_def is not None else None
+        self._memo: dict[dg.AssetKey, tuple[str, ...]] = {}
+
+    def upstream(self, key: dg.AssetKey) -> tuple[str, ...]:
+        if self.graph is None:
+            return ()
+        found = self._memo.get(key)
+        if found is None:
+            try:
+                ancestors = self.graph.get_ancestor_asset_keys(key) if self.graph.has(key) else set()
+            except Exception:  # an asset graph this Dagster cannot walk must not cost the alerts
+                ancestors = set()
+            found = self._memo[key] = tuple(sorted(a.to_user_string() for a in ancestors))
+        return found
+
+
 def check_events_of_run(
-    instance: dg.DagsterInstance, run: dg.DagsterRun, runtime: MonitoringRuntime, owners: dict[dg.AssetKey, tuple[str, ...]] | None = None
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    runtime: MonitoringRuntime,
+    owners: dict[dg.AssetKey, tuple[str, ...]] | None = None,
+    lineage: Lineage | None = None,
 ) -> list[AlertEvent]:
-    """Every asset-check evaluation a run recorded, as events (passing ones resolve).
+    """Every asset-check evaluation a run recorded, as events (passing ones resolve), each naming
+    its asset's upstream assets when ``lineage`` knows them.
 
     Runs of plain op jobs (no asset or check selection at all) are skipped without a query; any
     other run is read, since ``asset_selection`` is empty (not None) for ad-hoc materializations."""
@@ -56,6 +82,7 @@ def check_events_of_run(
                 description=evaluation.description,
                 owners=(owners or {}).get(evaluation.asset_key, ()),
                 run_id=run.run_id,
+                upstream=lineage.upstream(evaluation.asset_key) if lineage is not None else (),
             )
         )
     return events
@@ -86,6 +113,7 @@ def events_for_changes(
     changes: Sequence[StatusChange],
     runtime: MonitoringRuntime,
     owners: dict[dg.AssetKey, tuple[str, ...]] | None = None,
+    lineage: Lineage | None = None,
 ) -> list[AlertEvent]:
     runs = {r.run_id: r for r in instance.get_runs(filters=dg.RunsFilter(run_ids=list({c.run_id for c in changes})))} if changes else {}
     events: list[AlertEvent] = []
@@ -103,7 +131,7 @@ def events_for_changes(
                 assets=planned_assets(instance, run) if is_ad_hoc_job(run.job_name) else (),
             )
         )
-        events.extend(check_events_of_run(instance, run, runtime, owners))
+        events.extend(check_events_of_run(instance, run, runtime, owners, lineage))
     return events
 
 
@@ -139,8 +167,9 @@ def build_alert_sensor(
             runtime.router.tick()
             return dg.SkipReason(f"first tick: watching run status changes after storage id {after}")
         changes, new_after = status_changes_after(instance, after, EVENT_TYPES, max_changes_per_tick, job_names)
-        owners = asset_owners(getattr(context, "repository_def", None)) if changes else {}
-        events = events_for_changes(instance, changes, runtime, owners)
+        repository_def = getattr(context, "repository_def", None)
+        owners = asset_owners(repository_def) if changes else {}
+        events = events_for_changes(instance, changes, runtime, owners, Lineage(repository_def) if changes else None)
         result = runtime.router.process(events)
         save_cursor(context, new_after)
         notified = sum(1 for d in result.deliveries if d.delivered)

@@ -44,7 +44,8 @@ def test_failing_dbt_tests_reach_teams_with_severity_message_and_owner_then_reco
             "dagster_base_url": "http://dagster.local",
             "receivers": [{"type": "teams", "name": "teams", "webhook_url": teams.url("/workflows/x?sig=s3cr3tsig")}],
             "routes": [{"receivers": ["teams"]}],
-            "policy": {"flap_window": "0s"},
+            # one card per test (what each says is the point here; tests/test_grouping.py groups them)
+            "policy": {"flap_window": "0s", "group_by": []},
             "state": {"path": str(tmp_path / "state.db")},
             "audit": {"duckdb_path": str(tmp_path / "audit.duckdb"), "spool_dir": str(tmp_path / "spool")},
         }))

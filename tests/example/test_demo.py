@@ -22,9 +22,19 @@ EXPECTED_NEW = {
 }
 
 
+def members(alerts, *, affected=True):
+    """Every alert a phase's messages stand for: each message's lead, its members and (unless
+    ``affected=False``) the downstream alerts folded into it."""
+    for alert in alerts:
+        yield alert
+        yield from alert.get("members") or ()
+        if affected:
+            yield from alert.get("also_affected") or ()
+
+
 def by_entity(alerts):
     out = {}
-    for alert in alerts:
+    for alert in members(alerts):
         event = alert["event"]
         entity = event["entity"]
         if entity.startswith(WARN_TEST_PREFIX):
@@ -42,11 +52,18 @@ def test_green_phase_sends_nothing_and_no_failures(demo_run):
     assert green.preview is None
 
 
-def test_broken_phase_sends_one_new_alert_per_failure_with_what_broke_and_who_owns_it(demo_run):
+def test_broken_phase_sends_one_message_per_run_listing_what_broke_and_who_owns_it(demo_run):
     result, _ = demo_run
     broken = result.phases["broken"]
     assert broken.runs == {"lender_daily": False, "import_partner_payments": False}
-    assert [a["transition"] for a in broken.alerts] == ["new"] * 5
+    # two messages, not five: lender_daily's run (led by the critical test) and the partner job's
+    assert [a["transition"] for a in broken.alerts] == ["new"] * 2
+    lead, partner_run = broken.alerts
+    assert lead["event"]["entity"] == CRITICAL_TEST and partner_run["event"]["entity"] == "import_partner_payments"
+    assert {m["event"]["entity"] for m in lead["members"]} == {"lender_daily", DRIFT}
+    # the WARN test on stg_loans failed downstream of the drifted raw/loans in the same run: folded in
+    assert [m["event"]["entity"].split(":")[1][:15] for m in lead["also_affected"]] == ["accepted_values"]
+    assert [a["transition"] for a in members(broken.alerts)] == ["new"] * 5
     alerts = by_entity(broken.alerts)
     assert set(alerts) == {*EXPECTED_NEW, ("dbt", "asset_check", WARN_TEST_PREFIX)}
     for key, severity in EXPECTED_NEW.items():
@@ -85,7 +102,8 @@ def test_broken_phase_fills_vw_recent_failures_with_each_failing_entity(demo_run
     failing = {dict(zip(columns, row))["entity"]: dict(zip(columns, row)) for row in rows}
     for entity in ("lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT):
         assert entity in failing, (entity, sorted(failing))
-    assert len(rows) == len(result.phases["broken"].alerts) == 5  # one row per incident: a dbt test is not listed twice
+    # one row per incident, the inhibited one too: a dbt test is not listed twice
+    assert len(rows) == len(list(members(result.phases["broken"].alerts))) == 5
     assert failing["import_partner_payments"]["entity_type"] == "job"
     assert "FileNotFoundError" in failing["import_partner_payments"]["last_error"]
     assert failing[CRITICAL_TEST]["entity_type"] == "dbt_test"
@@ -96,13 +114,15 @@ def test_fix_announces_each_recovery_once_and_empties_the_view(demo_run):
     result, _ = demo_run
     recovered = result.phases["recovered"]
     assert recovered.runs == {"lender_daily": True, "import_partner_payments": True}
-    assert [a["transition"] for a in recovered.alerts] == ["recovered"] * 5
-    new_incidents = {a["incident"]["incident_id"] for a in result.phases["broken"].alerts}
-    assert {a["incident"]["incident_id"] for a in recovered.alerts} == new_incidents
+    assert [a["transition"] for a in recovered.alerts] == ["recovered"] * 2  # grouped like the failures
+    assert [a["transition"] for a in members(recovered.alerts)] == ["recovered"] * 4
+    # every incident someone heard of recovers, once; the inhibited one, never announced, recovers silently
+    heard = {a["incident"]["incident_id"] for a in members(result.phases["broken"].alerts, affected=False)}
+    assert {a["incident"]["incident_id"] for a in members(recovered.alerts)} == heard
     assert recovered.recent_failures[1] == []
-    # the alerts file holds exactly the ten alerts, nothing twice
+    # the alerts file holds exactly the four messages, nothing twice
     lines = result.alerts_file.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 10 and len({json.loads(line)["key"] for line in lines}) == 10
+    assert len(lines) == 4 and len({json.loads(line)["key"] for line in lines}) == 4
 
 
 def test_audit_file_records_the_three_runs_of_each_job(demo_run):
@@ -113,7 +133,7 @@ def test_audit_file_records_the_three_runs_of_each_job(demo_run):
         ).fetchall()
         notifications = con.execute("SELECT COUNT(*) FROM dagster_audit.alert_notifications").fetchone()[0]
     assert rows == [("import_partner_payments", 3, 1, "SUCCESS"), ("lender_daily", 3, 1, "SUCCESS")]
-    assert notifications >= 10  # every decision and delivery of the ten alerts
+    assert notifications >= 10  # every decision and delivery (a grouped message: a row per member)
 
 
 def test_demo_prints_progress_and_where_everything_is(demo_run):
@@ -139,20 +159,23 @@ def test_card_previews_render_every_card(demo_run):
         preview = result.phases[name].preview
         assert preview.png is not None, preview.note
         assert preview.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert preview.rendered == 5  # the renderer drew every card of the phase
+        assert preview.rendered == 2  # the renderer drew every card of the phase
 
 
-def test_a_configured_teams_receiver_gets_the_same_ten_cards(demo_run, demo_teams):
+def test_a_configured_teams_receiver_gets_the_same_four_cards(demo_run, demo_teams):
     from ..transports.test_teams import card_of, facts
 
     result, printed = demo_run
     assert demo_teams.violations == []
     cards = [card_of(r) for r in demo_teams.accepted]
     badges = [c["body"][0]["items"][0]["text"] for c in cards]
-    assert sum(b.endswith(" · NEW") for b in badges) == 5 and badges.count("RECOVERED") == 5, badges
+    assert len(cards) == 4 and sum(b.endswith(" · NEW") for b in badges) == 2 and badges.count("RECOVERED") == 2, badges
     assert all("Failing since" in facts(c) or "Recovered at" in facts(c) for c in cards)
     entities = {c["body"][-1]["text"].split(" · ")[0].split(":", 2)[-1] for c in cards}  # "Fingerprint src:kind:entity · incident"
-    assert {"lender_daily", "import_partner_payments", CRITICAL_TEST, DRIFT} <= entities, entities
+    assert entities == {"import_partner_payments", CRITICAL_TEST}, entities
+    grouped = json.dumps(cards[0] if "3 alerts in this message" in json.dumps(cards[0]) else cards[1]).replace("\\u200b", "")
+    for text in ("3 alerts in this message", "lender_daily", DRIFT, "Also affected (1, downstream in the same run)", WARN_TEST_PREFIX):
+        assert text in grouped, text
     # the webhook's signature never reaches what the demo prints or writes
     secret = demo_teams.webhook_url.split("sig=")[1]
     assert secret not in "\n".join(printed)
@@ -181,9 +204,9 @@ def test_a_second_run_on_the_same_home_tells_the_same_story(demo_run, tmp_path):
     shutil.copytree(first.home, home)  # the demo's own home after a full run (a copy: other tests read the first)
     with FakeTeamsWorkflow() as teams:
         second, _ = run_demo_in(home, first.home.parent / "monitoring.yaml", teams)
-    assert len(teams.accepted) == 10
-    assert [a["transition"] for a in second.phases["broken"].alerts] == ["new"] * 5
+    assert len(teams.accepted) == 4
+    assert [a["transition"] for a in second.phases["broken"].alerts] == ["new"] * 2
     assert set(by_entity(second.phases["broken"].alerts)) == set(by_entity(first.phases["broken"].alerts))
-    assert [a["transition"] for a in second.phases["recovered"].alerts] == ["recovered"] * 5
+    assert [a["transition"] for a in second.phases["recovered"].alerts] == ["recovered"] * 2
     assert second.phases["green"].alerts == [] and second.phases["recovered"].recent_failures[1] == []
-    assert len(second.alerts_file.read_text(encoding="utf-8").splitlines()) == 10  # started over
+    assert len(second.alerts_file.read_text(encoding="utf-8").splitlines()) == 4  # started over

@@ -162,6 +162,25 @@ MUST_SHOW: dict[str, MustShow] = {
         {"Open run": RUN_URL, **_TICKET_BUTTON, "Asset check": _DRIFT_BUTTONS["Asset check"]},
         absent=("(closed)",),
     ),
+    # one run's alerts in one card: the critical test leads, every member listed with its state and link
+    "grouped": MustShow(
+        (
+            "CRITICAL · NEW",
+            "Critical dbt test failed: not_null on fct_repayments.amount and 2 more",
+            "Failing since 2026-11-25 02:55 UTC (5m ago)",
+            "3 alerts in this message",
+            "CRITICAL new loans/fct_repayments:not_null_fct_repayments_amount ↗",
+            "ERROR new loans_daily ↗",
+            "ERROR new lending/loans:dlt_schema_drift ↗",
+            "Also affected (1, downstream in the same run)",
+            "ERROR loans/fct_loan_book:not_null_fct_loan_book_principal ↗",
+            "Test not_null_fct_repayments_amount",
+            "Owner team:data-eng",
+            "Next action: Find the repayments with a NULL amount in raw.repayments",
+        ),
+        _DBT_BUTTONS,
+        absent=("+", "Ticket"),
+    ),
 }
 
 

@@ -84,6 +84,9 @@ def ticket_text(notification: Notification) -> TicketText:
     details = [(label, truncate(redact(value).strip(), DETAIL_LIMIT)) for label, value in shown.facts[:MAX_DETAILS]]
     if shown.text:
         details.append((shown.text_label or "Details", truncate(redact(shown.text).strip(), DETAIL_LIMIT)))
+    if notification.also_affected:  # downstream alerts of the same run that inhibition folded into this incident
+        affected = ", ".join(f"{m.event.entity} ({m.severity.value.upper()})" for m in notification.also_affected)
+        details.append(("Also affected (same run, downstream)", truncate(redact(affected), DETAIL_LIMIT)))
     links = tuple(notification.links(LINK_TITLES))
     return TicketText(
         summary=one_line(notification.headline, 200),

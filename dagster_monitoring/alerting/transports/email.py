@@ -86,8 +86,11 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
         links[f"Ticket {ticket['key']}"] = ticket["url"]
     badge = "RECOVERED" if recovered else f"{notification.severity.value.upper()} · {notification.status_label.upper()}"
 
-    text = [f"{badge}: {notification.headline}", notification.transition_line, ""]
+    sections = member_sections(notification)
+    text = [f"{badge}: {notification.headline}{notification.group_suffix}", notification.transition_line, ""]
     text += [f"{k}: {redact(v)}" for k, v in facts]
+    for title, lines in sections:
+        text += ["", f"{title}:"] + [f"  {line}" + (f" <{url}>" if url else "") for line, url in lines]
     if what:
         text += ["", "What failed:"] + [f"  {k}: {redact(v)}" for k, v in what]
     if error_text:
@@ -115,13 +118,25 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
         )
         return f"<table style='border-collapse:collapse;font-size:13px'><tr>{head}</tr>{body}</table>"
 
+    def member_html() -> str:
+        return "".join(
+            f"<h4>{e(title)}</h4><ul>"
+            + "".join(
+                f"<li style='{wrap}'>" + (f"<a href='{e(url, quote=True)}'>{e(line)}</a>" if url else e(line)) + "</li>"
+                for line, url in lines
+            )
+            + "</ul>"
+            for title, lines in sections
+        )
+
     link_html = " · ".join(f"<a href='{e(v, quote=True)}'>{e(k)}</a>" for k, v in links.items())
     body = (
         f"<div style='font-family:sans-serif;max-width:720px'>"
         f"<div style='background:{colour};color:#fff;padding:8px 12px'><div style='font-size:12px'>{e(badge)}</div>"
-        f"<b style='{wrap}'>{e(notification.headline)}</b></div>"
+        f"<b style='{wrap}'>{e(notification.headline + notification.group_suffix)}</b></div>"
         f"<p>{e(notification.transition_line)}</p>"
         + table(facts)
+        + member_html()
         + (f"<h4>What failed</h4>{table(what)}" if what else "")
         + (f"<h4>{e(shown.text_label or 'Failing rows')}</h4>{rows_table()}" if error_text and shown.rows is not None else "")
         + (
@@ -173,6 +188,28 @@ def deliver(cfg: EmailConfig, message: EmailMessage, name: str | None = None) ->
     if refused:  # delivered to the others; retrying would duplicate their copy
         _log.warning("receiver %s: recipients refused: %s", name or cfg.name, sorted(refused))
     return DeliveryResult.success(external_id=str(message["Message-ID"]))
+
+
+MAX_MEMBER_LINES = 50  # per section of a grouped e-mail; the rest is "+N more"
+
+
+def member_sections(notification: Notification) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """A group's members (lead first) and its "also affected" alerts: (title, [(line, link)])."""
+    sections = []
+    for title, members in (
+        (f"{len(notification.group)} alerts in this message", notification.group if notification.members else ()),
+        (f"Also affected ({len(notification.also_affected)}, downstream in the same run)", notification.also_affected),
+    ):
+        if not members:
+            continue
+        lines: list[tuple[str, str | None]] = []
+        for m in members[:MAX_MEMBER_LINES]:
+            url = next((u for _, u in m.links() if u.lower().startswith(("https://", "http://"))), None)
+            lines.append((redact(m.member_line()), url))
+        if len(members) > MAX_MEMBER_LINES:
+            lines.append((f"+{len(members) - MAX_MEMBER_LINES} more", None))
+        sections.append((title, lines))
+    return sections
 
 
 class EmailTransport:

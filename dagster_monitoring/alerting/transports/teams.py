@@ -39,7 +39,7 @@ class TeamsTransport:
         url = self.config.webhook_url.get_secret_value()
         result = post_and_classify(self.poster, url, self.render(notification))
         if result.status_code == 413:
-            minimal = wrap_message(build_card(notification, detail_limit=0, include_details=False))
+            minimal = wrap_message(build_card(notification, detail_limit=0, include_details=False, members_shown=3))
             result = post_and_classify(self.poster, url, minimal)
         if not result.ok:
             return DeliveryResult.failure(

@@ -43,8 +43,11 @@ _LONG_WORD = re.compile(r"\S{25,}")
 _WORD_BREAK = re.compile(r"(?<=[/\\_.:;,?&=+|@#-])(?=[^\s/\\_.:;,?&=+|@#-])|(?<=[a-z])(?=[A-Z])")
 _LETTER_RUN = re.compile(r"[^\W_]{20}(?=[^\W_])")
 ZWSP = "\u200b"
-# Detail levels tried in order until the payload fits: (max chars of the error text, keep it?)
-_DETAIL_LEVELS = ((1500, True), (400, True), (120, True), (0, False))
+# Detail levels tried in order until the payload fits: (max chars of the error text, keep it?,
+# members of a group listed by name); the rest of a long group is "+N more".
+_DETAIL_LEVELS = ((1500, True, 20), (400, True, 10), (120, True, 5), (0, False, 3))
+# Which of a member's links its line points to, in order of preference.
+_MEMBER_LINKS = ("asset_check", "asset", "run", "failed_run", "fixed_by_run")
 
 
 def _links(notification: Notification) -> list[dict[str, Any]]:
@@ -153,8 +156,69 @@ def _what_failed(notification: Notification, limit: int, include_text: bool) -> 
     return [{"type": "Container", "items": items}] if items else []
 
 
-def build_card(notification: Notification, detail_limit: int = 1500, include_details: bool = True) -> dict[str, Any]:
-    """The AdaptiveCard object (``content`` of the message attachment)."""
+def _member_url(member: Notification) -> str | None:
+    links = member.event.links
+    for key in (*_MEMBER_LINKS, *links):
+        url = links.get(key) or ""
+        if url.lower().startswith(("https://", "http://")):
+            return url
+    return None
+
+
+def _member_block(member: Notification, badge: str) -> dict[str, Any]:
+    """One line: the badge in bold, then the entity; the whole line opens the member's link (a
+    ``selectAction``: text stays text, with no Markdown link in it)."""
+    url = _member_url(member)
+    entity = plain(truncate(member.event.entity, 120), in_table=True) + (" ↗" if url else "")
+    block: dict[str, Any] = {
+        "type": "ColumnSet",
+        "spacing": "Small",
+        "columns": [
+            {
+                "type": "Column",
+                "width": "auto",
+                "items": [{"type": "TextBlock", "text": plain(badge), "weight": "Bolder", "size": "Small", "wrap": True}],
+            },
+            {"type": "Column", "width": "stretch", "items": [{"type": "TextBlock", "text": entity, "size": "Small", "wrap": True}]},
+        ],
+    }
+    if url:
+        block["selectAction"] = {"type": "Action.OpenUrl", "url": url, "title": f"Open {truncate(member.event.entity, 80)}"}
+    return block
+
+
+def _members(notification: Notification, shown: int) -> list[dict[str, Any]]:
+    """A group's compact member list (lead first) and its inhibited "Also affected" alerts, each
+    line with severity and state, entity and its link; ``shown`` lines each, then "+N more"."""
+    sections: list[dict[str, Any]] = []
+    for title, members, state in (
+        (f"{len(notification.group)} alerts in this message", notification.group if notification.members else (), True),
+        (f"Also affected ({len(notification.also_affected)}, downstream in the same run)", notification.also_affected, False),
+    ):
+        if not members:
+            continue
+        items: list[dict[str, Any]] = [{"type": "TextBlock", "text": plain(title), "weight": "Bolder", "spacing": "Medium", "wrap": True}]
+        for member in members[:shown]:
+            if state:
+                badge = (
+                    "RECOVERED"
+                    if member.transition is Transition.RECOVERED
+                    else f"{member.severity.value.upper()} {member.status_label.lower()}"
+                )
+            else:
+                badge = member.severity.value.upper()
+            items.append(_member_block(member, badge))
+        if len(members) > shown:
+            items.append({"type": "TextBlock", "text": f"+{len(members) - shown} more", "isSubtle": True, "spacing": "Small", "wrap": True})
+        sections.append({"type": "Container", "items": items})
+    return sections
+
+
+def build_card(
+    notification: Notification, detail_limit: int = 1500, include_details: bool = True, members_shown: int = 20
+) -> dict[str, Any]:
+    """The AdaptiveCard object (``content`` of the message attachment). A group is its lead's card
+    with "and N more" in the header and the member list under the facts."""
     recovered = notification.transition is Transition.RECOVERED
     severity = notification.severity
     style = "good" if recovered else _STYLE[severity]
@@ -169,7 +233,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
             {"type": "TextBlock", "text": badge, "weight": "Bolder", "size": "Small", "color": color, "spacing": "None"},
             {
                 "type": "TextBlock",
-                "text": plain(notification.headline),
+                "text": plain(notification.headline + notification.group_suffix),
                 "weight": "Bolder",
                 "size": "Large",
                 "wrap": True,
@@ -183,6 +247,7 @@ def build_card(notification: Notification, detail_limit: int = 1500, include_det
             {"type": "TextBlock", "text": plain(notification.transition_line), "wrap": True, "color": "Good" if recovered else "Default"}
         )
     body.append(_facts(notification.lifecycle_facts()))
+    body.extend(_members(notification, members_shown))
     if not recovered:
         body.extend(_what_failed(notification, detail_limit, include_details))
     body.append(
@@ -232,8 +297,8 @@ def payload_size(payload: dict[str, Any]) -> int:
 def build_message(notification: Notification, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """The smallest-trim message that fits ``max_bytes``."""
     message: dict[str, Any] = {}
-    for limit, keep in _DETAIL_LEVELS:
-        message = wrap_message(build_card(notification, detail_limit=limit, include_details=keep))
+    for limit, keep, shown in _DETAIL_LEVELS:
+        message = wrap_message(build_card(notification, detail_limit=limit, include_details=keep, members_shown=shown))
         if payload_size(message) <= max_bytes:
             return message
     return message  # header, facts and links alone; only pathological titles get here

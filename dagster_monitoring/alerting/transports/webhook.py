@@ -21,7 +21,14 @@ class WebhookConfig(ReceiverConfigBase):
 
 
 def build_payload(notification: Notification) -> dict[str, Any]:
+    """The notification's JSON, so ``Notification.from_dict(payload)`` rebuilds it, plus a title,
+    facts and next action. For a group the top level is the lead and ``members`` holds the other
+    members (each in the same shape, with its own incident and transition); ``also_affected`` the
+    downstream alerts inhibition folded in; ``group_size`` counts the lead and its members."""
     data = notification.to_dict()
+    data.setdefault("members", [])
+    data.setdefault("also_affected", [])
+    data["group_size"] = len(notification.group)
     data["version"] = PAYLOAD_VERSION
     data["title"] = notification.title
     data["facts"] = dict(notification.facts())
