@@ -33,6 +33,10 @@ LINK_TITLES = {
 }
 
 
+def is_web_url(url: str | None) -> bool:
+    return bool(url) and str(url).lower().startswith(("https://", "http://"))
+
+
 def link_title(key: str, titles: Mapping[str, str] = LINK_TITLES) -> str:
     return titles.get(key) or LINK_TITLES.get(key) or key.replace("_", " ").capitalize()
 
@@ -164,8 +168,10 @@ class Notification:
         return None
 
     def links(self, titles: Mapping[str, str] = LINK_TITLES) -> list[tuple[str, str]]:
-        """(title, url) of the event's links, in order (a recovery: the run that fixed it first)."""
-        return [(link_title(key, titles), url) for key, url in self.event.links.items() if url]
+        """(title, url) of the event's http(s) links, in order (a recovery: the run that fixed it
+        first). Only http(s): a ``javascript:``, ``data:`` or ``file:`` link becomes no button and no
+        href in any receiver."""
+        return [(link_title(key, titles), url) for key, url in self.event.links.items() if is_web_url(url)]
 
     @property
     def status_label(self) -> str:

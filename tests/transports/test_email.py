@@ -367,3 +367,18 @@ def test_router_with_the_server_down_keeps_the_mail_pending(
     assert "ConnectionRefusedError" in (outcome.error or "")
     assert rows[0]["status"] == "pending" and rows[0]["attempts"] == outcome.attempts
     assert_no_secret(PASSWORD, caplog, [outcome], rows)
+
+
+def test_only_web_links_reach_the_mail() -> None:
+    from dataclasses import replace
+
+    base = sample_notification("mail", Transition.NEW)
+    links = {**base.event.links, "runbook": "javascript:alert(1)", "logs": "file:///etc/passwd"}
+    notification = replace(base, event=replace(base.event, links=links))
+    with SmtpServer("none") as server:
+        assert transport_for(server.port).send(notification).ok
+        (mail,) = server.received
+    body = parts(mail.parsed())
+    for part in body.values():
+        assert "javascript:" not in part and "file:///" not in part
+    assert f"href='{base.event.links['run']}'>Open run</a>" in body["text/html"]

@@ -204,7 +204,7 @@ def member_sections(notification: Notification) -> list[tuple[str, list[tuple[st
             continue
         lines: list[tuple[str, str | None]] = []
         for m in members[:MAX_MEMBER_LINES]:
-            url = next((u for _, u in m.links() if u.lower().startswith(("https://", "http://"))), None)
+            url = next((u for _, u in m.links()), None)
             lines.append((redact(m.member_line()), url))
         if len(members) > MAX_MEMBER_LINES:
             lines.append((f"+{len(members) - MAX_MEMBER_LINES} more", None))

@@ -16,7 +16,7 @@ from typing import Any
 from ..events import Severity
 from ..failing_rows import FailingRows
 from ..lifecycle import Transition
-from ..notification import Notification
+from ..notification import Notification, is_web_url
 from ..presentation import MAX_FACT
 from ..redact import redact
 from ..text import truncate
@@ -52,11 +52,10 @@ _MEMBER_LINKS = ("asset_check", "asset", "run", "failed_run", "fixed_by_run")
 
 def _links(notification: Notification) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
-    for title, url in notification.links():
-        if url.lower().startswith(("https://", "http://")):  # no javascript:, data: or file: button
-            actions.append({"type": "Action.OpenUrl", "title": title, "url": url})
+    for title, url in notification.links():  # http(s) only: no javascript:, data: or file: button
+        actions.append({"type": "Action.OpenUrl", "title": title, "url": url})
     ticket = notification.ticket
-    if ticket and ticket.get("url", "").lower().startswith(("https://", "http://")):
+    if ticket and is_web_url(ticket.get("url")):
         actions.insert(1 if actions else 0, {"type": "Action.OpenUrl", "title": f"Ticket {ticket['key']}", "url": ticket["url"]})
     return actions[:MAX_ACTIONS]
 
@@ -159,8 +158,8 @@ def _what_failed(notification: Notification, limit: int, include_text: bool) -> 
 def _member_url(member: Notification) -> str | None:
     links = member.event.links
     for key in (*_MEMBER_LINKS, *links):
-        url = links.get(key) or ""
-        if url.lower().startswith(("https://", "http://")):
+        url = links.get(key)
+        if is_web_url(url):
             return url
     return None
 
