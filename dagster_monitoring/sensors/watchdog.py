@@ -25,6 +25,7 @@ CONSEQUENCES = {
     "alerts": "Run failures and asset-check results are not alerted while this lasts; they are sent once it ticks again.",
     "sources": "Fivetran and dbt Cloud outcomes are not polled while this lasts; the next tick reads their current state "
     "(webhooks to `dagster-monitoring serve` still arrive).",
+    "ticks": "Failing schedule and sensor ticks are not alerted while this lasts; the next tick reads their current state.",
     "audit": "Runs and check results are not written to the audit trail while this lasts; "
     "nothing is lost, the sensor catches up from its cursor when it ticks again.",
 }
