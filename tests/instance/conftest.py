@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, create_test_daemon_workspace_context
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -58,3 +59,22 @@ def daemon(tmp_path, monkeypatch):
         )
         with create_test_daemon_workspace_context(target, instance) as context:
             yield Daemon(context, flag)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty DAGSTER_HOME (the instance watch reads) and a monitoring.yaml alerting to alerts.jsonl."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    config = {
+        "dagster_base_url": "http://dagster.local:3000",
+        "default_owner": "team:platform",
+        "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "alerts.jsonl")}],
+        "routes": [{"receivers": ["file"]}],
+        "policy": {"flap_window": "0s", "group_by": []},
+        "state": {"path": str(tmp_path / "state.db")},
+        "audit": {"enabled": False},
+    }
+    (tmp_path / "monitoring.yaml").write_text(yaml.safe_dump(config))
+    return home

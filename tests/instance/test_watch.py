@@ -9,14 +9,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import yaml
 from click.testing import CliRunner
 from dagster._daemon.types import DaemonHeartbeat
 
 from dagster_monitoring.cli import main
 from dagster_monitoring.config import load_config
-from dagster_monitoring.watch import Watcher
+from dagster_monitoring.watch import Watcher, run_watch
 
 from . import health_code
 
@@ -26,24 +25,6 @@ HERE = Path(__file__).parent
 def sent(tmp_path):
     path = tmp_path / "alerts.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    config = {
-        "dagster_base_url": "http://dagster.local:3000",
-        "default_owner": "team:platform",
-        "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "alerts.jsonl")}],
-        "routes": [{"receivers": ["file"]}],
-        "policy": {"flap_window": "0s", "group_by": []},
-        "state": {"path": str(tmp_path / "state.db")},
-        "audit": {"enabled": False},
-    }
-    (tmp_path / "monitoring.yaml").write_text(yaml.safe_dump(config))
-    return home
 
 
 def watch_once(tmp_path, *extra):
@@ -186,3 +167,15 @@ def test_asset_health_changes_are_announced_once_each(tmp_path, home):
     assert degraded["summary"] == "Asset loan_book is degraded (checks)"
     assert degraded["details"]["Checks"] == "degraded (1 failed, 1 warning of 2 checks)"
     assert degraded["links"]["asset"] == "http://dagster.local:3000/assets/loan_book"
+
+
+def test_the_loop_checks_every_interval_and_the_cli_needs_dagster_home(tmp_path, home, monkeypatch):
+    lines: list[str] = []
+    config = load_config(tmp_path / "monitoring.yaml")
+    run_watch(config, workspace=None, once=False, interval=1, echo=lines.append, iterations=2)
+    assert len(lines) == 2 and all(line.startswith("watch: read ") for line in lines)
+    assert "failing: daemon:" in lines[0]  # nothing ever ran the daemon in this home
+
+    monkeypatch.delenv("DAGSTER_HOME")
+    result = CliRunner().invoke(main, ["watch", "--config", str(tmp_path / "monitoring.yaml"), "--once"])
+    assert result.exit_code == 2 and "DAGSTER_HOME is not set" in result.output
