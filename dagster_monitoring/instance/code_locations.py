@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..alerting.events import AlertEvent, Status
-from ..translator import default_error_text
+from ..translator import default_error_line
 from .config import CodeLocationsConfig
 
 
@@ -26,8 +26,7 @@ def code_location_events(
     events = []
     for name, entry in request_context.get_code_location_entries().items():
         if entry.load_error is not None:
-            cls_name, message = default_error_text(entry.load_error)
-            error = f"{cls_name}: {message}" if cls_name else (message or "no error recorded")
+            error = default_error_line(entry.load_error)
             status, summary = Status.FAILING, f"Code location {name} failed to load: {error}"
             details: dict[str, object] = {"Error": error, "Code location": name}
         elif entry.code_location is not None:

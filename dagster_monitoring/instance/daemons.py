@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..alerting.durations import format_duration
 from ..alerting.events import AlertEvent, Status
-from ..translator import default_error_text
+from ..translator import default_error_line
 from .config import DaemonsConfig
 
 
@@ -41,8 +41,7 @@ def daemon_events(
         else:
             summary = f"Dagster daemon {daemon_type} is running"
         if beat is not None and beat.errors:  # the last thing the daemon said before it went quiet
-            cls_name, message = default_error_text(beat.errors[0])
-            details["Last error"] = f"{cls_name}: {message}" if cls_name else message
+            details["Last error"] = default_error_line(beat.errors[0])
         events.append(
             AlertEvent(
                 source="dagster",

@@ -12,7 +12,7 @@ recovery on the next good tick.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +22,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
 from ..alerting.durations import format_duration
 from ..alerting.events import AlertEvent, Status
-from ..translator import default_error_text
+from ..translator import default_error_line
 from .config import TickFailuresConfig
 
 SOURCE, KIND = "dagster", "tick"
@@ -42,14 +42,20 @@ def _time(tick: Any) -> datetime:
 
 
 def tick_events(
-    instance: dg.DagsterInstance, config: TickFailuresConfig, *, base_url: str | None, owners: Sequence[str] = ()
+    instance: dg.DagsterInstance,
+    config: TickFailuresConfig,
+    *,
+    base_url: str | None,
+    owners: Sequence[str] = (),
+    skip: Collection[str] = (),
 ) -> list[AlertEvent]:
     """One event per schedule / sensor with a completed tick (none while a streak is shorter
-    than ``min_failures``: not yet an alert, and nothing to resolve)."""
+    than ``min_failures``: not yet an alert, and nothing to resolve). ``skip``: sensor names
+    watched otherwise (the monitoring sensors: the watchdog alerts on their failing ticks)."""
     events = []
     now = datetime.now(timezone.utc)
     for state in instance.all_instigator_state():
-        if state.instigator_type not in (InstigatorType.SCHEDULE, InstigatorType.SENSOR):
+        if state.instigator_type not in (InstigatorType.SCHEDULE, InstigatorType.SENSOR) or state.instigator_name in skip:
             continue
         ticks = [
             t
@@ -101,8 +107,7 @@ def _event(
         return None
     first = ticks[streak - 1]
     last_good = ticks[streak] if streak < len(ticks) else None
-    cls_name, message = default_error_text(latest.error)
-    error = f"{cls_name}: {message}" if cls_name and message else (message or cls_name or "no error recorded")
+    error = default_error_line(latest.error)
     count = f"{streak}{' or more' if last_good is None and len(ticks) >= _WINDOW else ''}"
     return AlertEvent(
         status=Status.FAILING,

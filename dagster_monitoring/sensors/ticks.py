@@ -33,7 +33,10 @@ def build_tick_failure_sensor(
     )
     def _ticks(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         owners = (runtime.config.default_owner,) if runtime.config.default_owner else ()
-        events = tick_events(context.instance, config, base_url=runtime.config.dagster_base_url, owners=owners)
+        # the monitoring sensors (heartbeats) are the watchdog's; the watchdog's own ticks are read here
+        events = tick_events(
+            context.instance, config, base_url=runtime.config.dagster_base_url, owners=owners, skip=set(runtime.sensor_kinds)
+        )
         result = runtime.router.process(events)
         failing = [e.entity for e in events if e.is_failing]
         return dg.SkipReason(
