@@ -30,7 +30,7 @@ from .alerting.router import RouterResult
 from .config import MonitoringConfig
 from .instance.asset_health import asset_health_events
 from .instance.code_locations import code_location_events
-from .instance.daemons import daemon_events
+from .instance.daemons import PROCESS, daemon_events
 from .runtime import MonitoringRuntime
 from .sensors.watchdog import CONSEQUENCES, heartbeat_events
 
@@ -121,7 +121,7 @@ class Watcher:
         problems: list[str] = []
         daemons = daemon_events(self.instance, cfg.daemons, now, base_url=base_url, owners=owners)
         events += daemons
-        sensor_daemon_down = any(e.entity == "SENSOR" and e.is_failing for e in daemons)
+        sensor_daemon_down = any(e.entity in (PROCESS, "SENSOR") and e.is_failing for e in daemons)
         if cfg.daemons.monitoring_sensors and not sensor_daemon_down:
             beats = self.runtime.router.store.heartbeats()
             events += heartbeat_events(
