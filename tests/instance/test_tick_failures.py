@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_monitoring.sensors.ticks import build_tick_failure_sensor
 
 from ..dagster.test_alert_sensor import runtime_for, sent
+from .cards import assert_card
 
 
 def _tick(sensor, instance):
@@ -42,6 +43,11 @@ def test_a_raising_user_sensor_alerts_after_two_failed_ticks_and_recovers_once(t
     assert event["links"]["sensor"] == "http://dagster.local:3000/locations/partner/sensors/partner_files"
     assert event["owners"] == ["team:platform"] and event["severity"] == "error"
     assert event["next_action"].startswith("Open the sensor's page (Automation > partner_files)")
+    assert_card(
+        alert,
+        texts=("partner/partner_files", "SFTP login failed", "Failed ticks in a row", "Open the sensor's page"),
+        buttons={"Open sensor": "http://dagster.local:3000/locations/partner/sensors/partner_files"},
+    )
 
     daemon.break_code(False)
     time.sleep(1.1)
@@ -64,6 +70,11 @@ def test_a_failing_schedule_tick_alerts_and_a_skipped_tick_recovers(tmp_path, da
     assert event["details"]["Error"] == "KeyError: 'partition_date'"
     assert event["links"]["schedule"] == "http://dagster.local:3000/locations/partner/schedules/nightly_schedule"
     assert event["summary"].startswith("The schedule nightly_schedule in partner is failing")
+    assert_card(
+        alert,
+        texts=("KeyError: 'partition_date'", "Failing since"),
+        buttons={"Open schedule": "http://dagster.local:3000/locations/partner/schedules/nightly_schedule"},
+    )
 
     daemon.break_code(False)
     daemon.scheduler()
@@ -71,4 +82,6 @@ def test_a_failing_schedule_tick_alerts_and_a_skipped_tick_recovers(tmp_path, da
     daemon.scheduler()
     _tick(ticks, instance)
     assert [(a["transition"], a["event"]["entity"]) for a in sent(tmp_path)] == [
-        ("new", "partner/nightly_schedule"), ("recovered", "partner/nightly_schedule")]
+        ("new", "partner/nightly_schedule"),
+        ("recovered", "partner/nightly_schedule"),
+    ]

@@ -18,6 +18,7 @@ from dagster_monitoring.config import load_config
 from dagster_monitoring.watch import Watcher, run_watch
 
 from . import health_code
+from .cards import assert_card
 
 HERE = Path(__file__).parent
 
@@ -58,6 +59,9 @@ def test_a_stopped_daemon_alerts_once_and_a_fresh_heartbeat_recovers_once(tmp_pa
         assert event["summary"] == "Dagster daemon SCHEDULER is down: no heartbeat for 12m"
         assert event["details"]["Tolerated"] == "3m" and event["links"] == {"daemons": "http://dagster.local:3000/health"}
         assert "no schedules or sensors tick" in event["next_action"]
+        assert_card(
+            alert, texts=("SCHEDULER is down", "Last heartbeat", "12m ago"), buttons={"Daemons": "http://dagster.local:3000/health"}
+        )
 
         beat(instance, "SCHEDULER", timedelta(seconds=1))  # restarted
         watch_once(tmp_path)
@@ -113,6 +117,11 @@ def test_a_code_location_that_fails_to_load_alerts_and_recovers_once_fixed(tmp_p
     assert event["details"]["Error"] == "RuntimeError: cannot reach postgresql://etl:***@db.internal/partner"
     assert "hunter2" not in json.dumps(alert)
     assert event["links"] == {"code_locations": "http://dagster.local:3000/locations"}
+    assert_card(
+        alert,
+        texts=("Code location partner failed to load", "RuntimeError: cannot reach postgresql://etl:", "@db.internal/partner"),
+        buttons={"Code locations": "http://dagster.local:3000/locations"},
+    )
 
     broken.write_text("import dagster as dg\n\ndefs = dg.Definitions()\n")  # fixed and redeployed
     watch_once(tmp_path, "--workspace", str(workspace))
@@ -168,6 +177,11 @@ def test_asset_health_changes_are_announced_once_each(tmp_path, home):
     assert degraded["summary"] == "Asset loan_book is degraded (checks)"
     assert degraded["details"]["Checks"] == "degraded (1 failed, 1 warning of 2 checks)"
     assert degraded["links"]["asset"] == "http://dagster.local:3000/assets/loan_book"
+    assert_card(
+        sent(tmp_path)[1],
+        texts=("Asset loan_book is degraded (checks)", "1 failed, 1 warning of 2 checks", "team:credit"),
+        buttons={"Asset": "http://dagster.local:3000/assets/loan_book"},
+    )
 
 
 def test_the_loop_checks_every_interval_and_the_cli_needs_dagster_home(tmp_path, home, monkeypatch):
