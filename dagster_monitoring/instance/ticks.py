@@ -94,6 +94,8 @@ def _event(
     )
     latest = ticks[0]
     if state.status is InstigatorStatus.STOPPED:
+        if latest.status in _GOOD:
+            return None  # stopped after a good tick: nothing to resolve, nothing to write
         return AlertEvent(status=Status.PASSING, occurred_at=now, summary=f"The {kind} {name} was stopped", **base)  # type: ignore[arg-type]
     if latest.status in _GOOD:
         return AlertEvent(

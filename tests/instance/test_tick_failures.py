@@ -85,3 +85,18 @@ def test_a_failing_schedule_tick_alerts_and_a_skipped_tick_recovers(tmp_path, da
         ("new", "partner/nightly_schedule"),
         ("recovered", "partner/nightly_schedule"),
     ]
+
+
+def test_stopping_a_failing_sensor_resolves_its_alert(tmp_path, daemon):
+    instance = daemon.context.instance
+    runtime = runtime_for(tmp_path)
+    ticks = build_tick_failure_sensor(runtime=runtime)
+    daemon.break_code(True)
+    daemon.sensors()
+    _tick(ticks, instance)
+    [state] = [s for s in instance.all_instigator_state() if s.instigator_name == "partner_files"]
+    instance.stop_sensor(state.instigator_origin_id, state.selector_id, None)  # the user turns it off instead of fixing it
+    _tick(ticks, instance)
+    _tick(ticks, instance)
+    alerts = [(a["transition"], a["event"]["entity"]) for a in sent(tmp_path) if a["event"]["entity"] == "partner/partner_files"]
+    assert alerts == [("new", "partner/partner_files"), ("recovered", "partner/partner_files")]
