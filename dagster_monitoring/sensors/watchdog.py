@@ -4,7 +4,8 @@ Each monitoring sensor records a heartbeat per tick (``with_heartbeat``). The wa
 them every tick and feeds the router a ``heartbeat`` event per sensor: FAILING when the last
 tick raised or when none came for ``max(stale_factor x interval, min_silence)``, PASSING
 otherwise, so a sensor that comes back is announced as recovered. If the whole daemon is
-down, nothing inside Dagster can tell; run the daemon under a supervisor for that.
+down, nothing inside Dagster can tell: ``dagster-monitoring watch`` (dagster_monitoring/watch.py)
+checks the daemon's heartbeats from outside and sends these same events too.
 """
 
 from __future__ import annotations
