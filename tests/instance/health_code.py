@@ -1,4 +1,4 @@
-"""A code location for the asset-health tests: one asset, a WARN and an ERROR check, each
+"""A code location for the asset-health tests: one asset and a WARN and an ERROR check, each
 failing when its run config says so."""
 
 import dagster as dg
@@ -9,7 +9,9 @@ class Outcome(dg.Config):
 
 
 @dg.asset(owners=["team:credit"])
-def loan_book() -> int:
+def loan_book(config: Outcome) -> int:
+    if config.fail:
+        raise ValueError("loan book extract is empty")
     return 12
 
 

@@ -129,12 +129,14 @@ def test_a_code_location_that_fails_to_load_alerts_and_recovers_once_fixed(tmp_p
     assert [(a["transition"], a["event"]["entity"]) for a in sent(tmp_path)] == [("new", "partner"), ("recovered", "partner")]
 
 
-def _check(instance, warn_fails, error_fails):
-    dg.materialize(
+def _check(instance, warn_fails, error_fails, asset_fails=False):
+    return dg.materialize(
         [health_code.loan_book, health_code.currency_known, health_code.principal_positive],
         instance=instance,
+        raise_on_error=False,
         run_config={
             "ops": {
+                "loan_book": {"config": {"fail": asset_fails}},
                 "loan_book_currency_known": {"config": {"fail": warn_fails}},
                 "loan_book_principal_positive": {"config": {"fail": error_fails}},
             }
@@ -158,20 +160,34 @@ def test_asset_health_changes_are_announced_once_each(tmp_path, home):
             return event
 
         assert watcher.check().events and not [e for e in watcher.check().events if e.kind == "asset_health"]  # never materialized: unknown
-        steps = [
-            (False, False, "HEALTHY"),
-            (True, False, "WARNING"),
-            (True, False, "WARNING"),
-            (True, True, "DEGRADED"),
-            (False, False, "HEALTHY"),
-            (False, False, "HEALTHY"),
+        steps = [  # WARN check fails, ERROR check fails, the asset itself fails -> health
+            (False, False, False, "HEALTHY"),
+            (True, False, False, "WARNING"),
+            (True, False, False, "WARNING"),
+            (True, True, False, "DEGRADED"),
+            (False, False, False, "HEALTHY"),
+            (False, False, False, "HEALTHY"),
+            (False, False, True, "DEGRADED"),  # the latest materialization attempt failed
+            (False, False, False, "HEALTHY"),
         ]
-        for warn_fails, error_fails, expected in steps:
-            _check(instance, warn_fails, error_fails)
+        for warn_fails, error_fails, asset_fails, expected in steps:
+            run = _check(instance, warn_fails, error_fails, asset_fails)
             event = health()
             assert event.details["Health"] == expected
+            if asset_fails:
+                failed_run, failed_event = run.run_id, event
     alerts = [(a["transition"], a["severity"], a["event"]["details"]["Health"]) for a in sent(tmp_path)]
-    assert alerts == [("new", "warn", "WARNING"), ("escalated", "error", "DEGRADED"), ("recovered", "error", "DEGRADED")]
+    assert alerts == [
+        ("new", "warn", "WARNING"),
+        ("escalated", "error", "DEGRADED"),
+        ("recovered", "error", "DEGRADED"),
+        ("new", "error", "DEGRADED"),
+        ("recovered", "error", "DEGRADED"),
+    ]
+    # its checks did not run (their run failed): Dagster counts them as failed too
+    assert failed_event.summary == "Asset loan_book is degraded (checks, materialization)"
+    assert failed_event.details["Materialization"] == f"degraded (latest attempt failed in run {failed_run})"
+    assert failed_event.links["run"] == f"http://dagster.local:3000/runs/{failed_run}" and failed_event.run_id == failed_run
     degraded = sent(tmp_path)[1]["event"]
     assert degraded["entity"] == "loan_book" and degraded["owners"] == ["team:credit"]
     assert degraded["summary"] == "Asset loan_book is degraded (checks)"
