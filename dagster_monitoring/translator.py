@@ -176,12 +176,13 @@ class DagsterAlertTranslator:
             if failed
             else f"Run of {self.get_run_entity(run, assets)} succeeded",
             details=details,
-            owners=self.get_run_owners(run),
-            tags=self.get_run_tags(run),
-            links=self.get_run_links(run),
-            run_id=run.run_id,
             next_action=self.get_run_next_action(run, assets) if failed else None,
+            **self._about_run(run),
         )
+
+    def _about_run(self, run: dg.DagsterRun) -> dict[str, Any]:
+        """What every event about a run says of it: owners, tags, links and its id."""
+        return {"owners": self.get_run_owners(run), "tags": self.get_run_tags(run), "links": self.get_run_links(run), "run_id": run.run_id}
 
     # -- asset materializations ----------------------------------------------------------------
 
@@ -225,12 +226,11 @@ class DagsterAlertTranslator:
         error: Any = None,
         step_key: str | None = None,
         partition: str | None = None,
-        description: str | None = None,
         owners: tuple[str, ...] = (),
         upstream: Sequence[str] = (),
     ) -> AlertEvent:
         """A step that should have materialized ``asset_key`` failed after its retries (FAILING), or
-        a run materialized it (PASSING). ``description``: Dagster's own reason, when it gave one."""
+        a run materialized it (PASSING). ``upstream``: the asset's upstream assets, for inhibition."""
         name = asset_key.to_user_string()
         details: dict[str, Any] = {}
         summary = f"{name} materialized by {run.job_name}" if not is_ad_hoc_job(run.job_name) else f"{name} materialized"
@@ -238,8 +238,6 @@ class DagsterAlertTranslator:
             error_class, message = default_error_text(error)
             if error_class:
                 details["error"] = f"{error_class}: {message}" if message else error_class
-            if description:
-                details["reason"] = truncate(redact(description), MAX_ERROR_CHARS)
             if step_key:
                 details["step"] = step_key
             if not is_ad_hoc_job(run.job_name):
@@ -316,11 +314,8 @@ class DagsterAlertTranslator:
             occurred_at=occurred_at.astimezone(timezone.utc),
             summary=summary,
             details=details,
-            owners=self.get_run_owners(run),
-            tags=self.get_run_tags(run),
-            links=self.get_run_links(run),
-            run_id=run.run_id,
             next_action=self.get_long_run_next_action(run, limit_source) if running else None,
+            **self._about_run(run),
         )
 
     # -- asset checks --------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.events import AssetMaterializationFailureReason, AssetMaterializationFailureType
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.event_log.base import EventLogRecord
 
@@ -70,7 +69,6 @@ RUN_ASSET_EVENTS = frozenset(
         DagsterEventType.ASSET_CHECK_EVALUATION,
         DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
         DagsterEventType.ASSET_MATERIALIZATION,
-        DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
         DagsterEventType.STEP_FAILURE,
     }
 )
@@ -144,12 +142,12 @@ def materialization_events_of_run(
     """A PASSING event per asset the run materialized (it resolves that asset's failure), and for
     a failed run a FAILING one per asset whose step failed after its last retry (dagster#17573).
 
-    Dagster's own verdict (``ASSET_FAILED_TO_MATERIALIZE``, FAILED and not "upstream failed" nor
-    to be retried) is taken when the run has it; Dagster 1.13 does not emit it yet, so the verdict
+    Dagster has an event for it (``ASSET_FAILED_TO_MATERIALIZE``) but OSS storages refuse to store
+    it (``can_store_asset_failure_events`` is False in 1.13; only Dagster+ keeps it), so the verdict
     is derived: a step that fails and is retried logs ``STEP_UP_FOR_RETRY``, only its last attempt
     logs ``STEP_FAILURE``; the assets that step planned (``ASSET_MATERIALIZATION_PLANNED``) and did
-    not materialize before failing are the failed ones. Assets skipped because an upstream step
-    failed are not alerted: their upstream's alert is the news."""
+    not materialize before failing are the failed ones. Assets whose step never ran because an
+    upstream step failed are not alerted: their upstream's alert is the news."""
     translator = runtime.translator
     owners = owners or {}
 
@@ -175,45 +173,21 @@ def materialization_events_of_run(
     if not failed:
         return events
     failing: dict[dg.AssetKey, AlertEvent] = {}
-    dagster_verdicts = records[DagsterEventType.ASSET_FAILED_TO_MATERIALIZE]
-    for record in dagster_verdicts:
-        data: Any = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
-        failure = data.asset_materialization_failure
-        if (
-            failure.failure_type != AssetMaterializationFailureType.FAILED
-            or failure.reason == AssetMaterializationFailureReason.UPSTREAM_FAILED_TO_MATERIALIZE
-            or failure.will_retry
-            or failure.asset_key in materialized
-        ):
+    failed_steps = {r.event_log_entry.step_key: r for r in records[DagsterEventType.STEP_FAILURE]}
+    for planned in records[DagsterEventType.ASSET_MATERIALIZATION_PLANNED]:
+        planned_key, step = planned.asset_key, planned.event_log_entry.step_key
+        step_failure = failed_steps.get(step)
+        if planned_key is None or step_failure is None or planned_key in materialized or planned_key in failing:
             continue
-        failing.setdefault(
-            failure.asset_key,
-            event(
-                failure.asset_key,
-                True,
-                record,
-                error=data.error,
-                step_key=record.event_log_entry.step_key,
-                partition=failure.partition,
-                description=failure.description,
-            ),
+        plan: Any = planned.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+        failing[planned_key] = event(
+            planned_key,
+            True,
+            step_failure,
+            error=getattr(step_failure.event_log_entry.dagster_event.event_specific_data, "error", None),  # type: ignore[union-attr]
+            step_key=step,
+            partition=getattr(plan, "partition", None),
         )
-    if not dagster_verdicts:
-        failed_steps = {r.event_log_entry.step_key: r for r in records[DagsterEventType.STEP_FAILURE]}
-        for planned in records[DagsterEventType.ASSET_MATERIALIZATION_PLANNED]:
-            planned_key, step = planned.asset_key, planned.event_log_entry.step_key
-            step_failure = failed_steps.get(step)
-            if planned_key is None or step_failure is None or planned_key in materialized or planned_key in failing:
-                continue
-            plan: Any = planned.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
-            failing[planned_key] = event(
-                planned_key,
-                True,
-                step_failure,
-                error=getattr(step_failure.event_log_entry.dagster_event.event_specific_data, "error", None),  # type: ignore[union-attr]
-                step_key=step,
-                partition=getattr(plan, "partition", None),
-            )
     return events + list(failing.values())
 
 

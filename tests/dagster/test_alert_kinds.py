@@ -7,8 +7,15 @@ import json
 import time
 
 import dagster as dg
+from dagster._core.definitions.events import (
+    AssetMaterializationFailure,
+    AssetMaterializationFailureReason,
+    AssetMaterializationFailureType,
+)
 from dagster._core.events import DagsterEvent, DagsterEventType
 
+from dagster_monitoring.alerting.notification import Notification
+from dagster_monitoring.alerting.transports.teams_card import build_card
 from dagster_monitoring.sensors.alerts import build_alert_sensor
 from dagster_monitoring.sensors.long_runs import MAX_RUNTIME_TAG
 
@@ -56,6 +63,11 @@ def of_kind(tmp_path, kind):
     return [a for a in sent(tmp_path) if a["event"]["kind"] == kind]
 
 
+def card_text(alert):
+    """Everything the Teams card built from a notification shows (its JSON, text and buttons)."""
+    return json.dumps(build_card(Notification.from_dict(alert)), ensure_ascii=False)
+
+
 def materialize_ledger(instance, fail):
     return dg.materialize(
         [ledger, ledger_report], instance=instance, raise_on_error=False, run_config={"ops": {"ledger": {"config": {"fail": fail}}}}
@@ -84,6 +96,15 @@ def test_an_asset_failing_after_its_retries_alerts_once_and_recovers_when_materi
     assert event["links"]["run"] == f"http://dagster.local:3000/runs/{failed.run_id}"
     assert event["links"]["asset"] == "http://dagster.local:3000/assets/ledger"
     assert "retries are used up" in event["next_action"] and "materialize ledger again" in event["next_action"]
+    card = card_text(alerts[0])
+    for text in (
+        "Materialization of ledger failed",
+        "ledger does not balance",
+        "team:ledger",
+        "retries are used up",
+        event["links"]["asset"],
+    ):
+        assert text in card, text
 
     materialize_ledger(instance, fail=True)  # still broken: the same incident, no second message
     cursor, _ = tick(sensor, instance, cursor)
@@ -120,6 +141,27 @@ def test_a_step_that_failed_after_materializing_part_of_its_assets_alerts_for_th
     assert alerts[0]["event"]["details"]["error"] == "RuntimeError: US extract timed out"
 
 
+def test_dagsters_own_failed_to_materialize_event_is_not_stored_by_oss_so_the_verdict_is_derived(tmp_path, instance):
+    """Dagster 1.13 has ASSET_FAILED_TO_MATERIALIZE, but OSS event log storages drop it
+    (``can_store_asset_failure_events`` is False): the run has none even when it is reported, and
+    the sensor's own verdict is the one alert. If a Dagster upgrade starts keeping it, this fails
+    and the sensor should read Dagster's event instead."""
+    sensor = build_alert_sensor(runtime=runtime_for(tmp_path, policy=ONE_BY_ONE))
+    cursor, _ = tick(sensor, instance, None)
+    failed = materialize_ledger(instance, fail=True)
+    failure = AssetMaterializationFailure(
+        asset_key=dg.AssetKey("ledger"),
+        failure_type=AssetMaterializationFailureType.FAILED,
+        reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
+    )
+    instance.report_dagster_event(
+        DagsterEvent.build_asset_failed_to_materialize_event(failed.job_def.name, "ledger", failure), failed.run_id
+    )
+    assert instance.get_records_for_run(failed.run_id, of_type=DagsterEventType.ASSET_FAILED_TO_MATERIALIZE).records == []
+    tick(sensor, instance, cursor)
+    assert [(a["event"]["entity"], a["transition"]) for a in of_kind(tmp_path, "materialization")] == [("ledger", "new")]
+
+
 # -- run too long --------------------------------------------------------------------------------
 
 
@@ -152,6 +194,15 @@ def test_a_run_past_its_tagged_limit_alerts_and_recovers_once_when_it_ends(tmp_p
     assert event["summary"] == "Run of loans_daily has been running for 2h 00m, over its limit of 30m"
     assert event["links"]["run"] == f"http://dagster.local:3000/runs/{run.run_id}"
     assert "Terminate the run if it is stuck" in event["next_action"]
+    card = card_text(alerts[0])
+    for text in (
+        "running for 2h 00m",
+        "Limit from",
+        "run tag dagster-monitoring/max_runtime=30m",
+        "Terminate the run",
+        event["links"]["run"],
+    ):
+        assert text in card, text
 
     report_run_event(instance, run.run_id, DagsterEventType.RUN_SUCCESS, time.time())
     cursor, _ = tick(sensor, instance, cursor)
