@@ -301,7 +301,7 @@ def build_alert_sensor(
         events.extend(runless_check_events(runless, runtime, owners, lineage))
         long_runs: dict[str, Any] = {}
         if runtime.config.run_duration.enabled:
-            long, long_runs = long_run_events(instance, runtime, limits, extras.get(LONG_RUNS_KEY) or {})
+            long, long_runs = long_run_events(instance, runtime, limits, extras.get(LONG_RUNS_KEY) or {}, job_names=job_names)
             events.extend(long)
         result = runtime.router.process(events)
         save_cursor(context, new_after, {RUNLESS_KEY: new_runless_after, **({LONG_RUNS_KEY: long_runs} if long_runs else {})})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
@@ -103,9 +103,11 @@ def long_run_events(
     limits: RuntimeLimits,
     flagged: Mapping[str, Any],
     now: float | None = None,
+    job_names: Sequence[str] | None = None,
 ) -> tuple[list[AlertEvent], dict[str, Any]]:
     """Events for the runs in progress past their limit and for those flagged before that are not
-    any more; and what to remember in the cursor (run id -> entity, limit, last report)."""
+    any more; and what to remember in the cursor (run id -> entity, limit, last report).
+    ``job_names``: only runs of these jobs (the alert sensor's own filter)."""
     now = time.time() if now is None else now
     translator = runtime.translator
     severity = Severity.parse(runtime.config.run_duration.severity)
@@ -114,7 +116,7 @@ def long_run_events(
     still: dict[str, Any] = {}
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=MAX_RUNS_IN_PROGRESS):
         run = record.dagster_run
-        if record.start_time is None:
+        if record.start_time is None or (job_names is not None and run.job_name not in job_names):
             continue
         limit = limits.limit_for(instance, run)
         elapsed = now - record.start_time
