@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from dagster._core.events import DagsterEvent, DagsterEventType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dagster_monitoring.config import config_from_dict  # noqa: E402
-from dagster_monitoring.runtime import MonitoringRuntime  # noqa: E402
+from sensor_tick import consolidated_instance, file_runtime  # noqa: E402  (benchmarks/ is the script's folder)
+
 from dagster_monitoring.sensors.alerts import build_alert_sensor  # noqa: E402
 
 JOBS = 50
@@ -78,32 +77,10 @@ def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str 
 
 def measure(history: int, in_progress: int, runless: int, runless_history: int) -> tuple[float, float, str]:
     now = time.time()
-    with (
-        tempfile.TemporaryDirectory() as d,
-        dg.instance_for_test(
-            temp_dir=d,
-            overrides={
-                "event_log_storage": {
-                    "module": "dagster._core.storage.event_log",
-                    "class": "ConsolidatedSqliteEventLogStorage",
-                    "config": {"base_dir": d + "/events"},
-                }
-            },
-        ) as instance,
-    ):
+    with consolidated_instance() as (d, instance):
         add_history(instance, history, now)
         report_evaluations(instance, runless_history, 0)
-        runtime = MonitoringRuntime(
-            config_from_dict(
-                {
-                    "receivers": [{"type": "file", "name": "file", "path": f"{d}/alerts.jsonl"}],
-                    "routes": [{"receivers": ["file"]}],
-                    "state": {"path": f"{d}/state.db"},
-                    "audit": {"enabled": False},
-                    "policy": {"group_by": []},
-                }
-            )
-        )
+        runtime = file_runtime(d, audit={"enabled": False}, policy={"group_by": []})
         sensor = build_alert_sensor(runtime=runtime)
         cursor, _, _ = tick(sensor, instance, None)
         start_runs(instance, in_progress, time.time())
