@@ -212,6 +212,24 @@ def test_a_run_past_its_tagged_limit_alerts_and_recovers_once_when_it_ends(tmp_p
     assert alerts[1]["event"]["details"]["running_for"] == "2h 00m"  # the failing event's card facts, plus how long it was broken
 
 
+def test_two_runs_of_a_job_too_long_are_one_incident_reminded_and_resolved_when_the_last_ends(tmp_path, instance):
+    sensor = build_alert_sensor(runtime=runtime_for(tmp_path, policy={**ONE_BY_ONE, "repeat_interval": "1s"}))
+    cursor, _ = tick(sensor, instance, None)
+    first = start_run(instance, 7_200, {MAX_RUNTIME_TAG: "30m"})
+    second = start_run(instance, 3_600, {MAX_RUNTIME_TAG: "30m"})
+    cursor, _ = tick(sensor, instance, cursor)
+    assert [a["transition"] for a in of_kind(tmp_path, "run_too_long")] == ["new"]
+    time.sleep(1.1)  # past repeat_interval: the run still too long is reported again, and reminded
+    report_run_event(instance, first.run_id, DagsterEventType.RUN_FAILURE, time.time())
+    cursor, _ = tick(sensor, instance, cursor)  # one run ended, the other is still too long: not resolved
+    assert [a["transition"] for a in of_kind(tmp_path, "run_too_long")] == ["new", "reminder"]
+    report_run_event(instance, second.run_id, DagsterEventType.RUN_SUCCESS, time.time())
+    tick(sensor, instance, cursor)
+    alerts = of_kind(tmp_path, "run_too_long")
+    assert [a["transition"] for a in alerts] == ["new", "reminder", "recovered"]
+    assert alerts[1]["event"]["details"]["running_for"] == "1h 00m"  # the run still going, reported again
+
+
 def test_the_limit_comes_from_the_config_or_from_twice_the_p95_of_past_runs(tmp_path, instance):
     now = time.time()
     for i in range(5):  # history: five successful runs of 60 s
