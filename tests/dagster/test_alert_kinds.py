@@ -19,6 +19,7 @@ from dagster_monitoring.alerting.transports.teams_card import build_card
 from dagster_monitoring.sensors.alerts import build_alert_sensor
 from dagster_monitoring.sensors.long_runs import MAX_RUNTIME_TAG
 
+from ..test_card_schema import assert_valid_card
 from .jobs import Switch, fct_loans, loans_daily, materialize_loans, row_count_ok
 from .test_alert_sensor import runtime_for, sent
 
@@ -64,8 +65,11 @@ def of_kind(tmp_path, kind):
 
 
 def card_text(alert):
-    """Everything the Teams card built from a notification shows (its JSON, text and buttons)."""
-    return json.dumps(build_card(Notification.from_dict(alert)), ensure_ascii=False)
+    """Everything the Teams card built from a notification shows (its JSON, text and buttons),
+    once the card passed the official Adaptive Card 1.5 schema."""
+    card = build_card(Notification.from_dict(alert))
+    assert_valid_card(card)
+    return json.dumps(card, ensure_ascii=False)
 
 
 def materialize_ledger(instance, fail):
@@ -210,6 +214,7 @@ def test_a_run_past_its_tagged_limit_alerts_and_recovers_once_when_it_ends(tmp_p
     alerts = of_kind(tmp_path, "run_too_long")
     assert [a["transition"] for a in alerts] == ["new", "recovered"]
     assert alerts[1]["event"]["details"]["running_for"] == "2h 00m"  # the failing event's card facts, plus how long it was broken
+    assert "RECOVERED" in card_text(alerts[1])
 
 
 def test_two_runs_of_a_job_too_long_are_one_incident_reminded_and_resolved_when_the_last_ends(tmp_path, instance):
@@ -296,6 +301,9 @@ def test_a_check_evaluation_reported_without_a_run_alerts_and_recovers(tmp_path,
     assert runless["owners"] == ["team:credit"]  # the asset's owner
     assert runless["details"]["result"] == "3 loans missing from the ledger" and runless["details"]["missing"] == 3
     assert runless["links"]["asset_check"].endswith("/assets/fct_loans?view=checks&checkDetail=ledger_reconciliation")
+    card = card_text(next(a for a in alerts if a["event"]["entity"] == "fct_loans:ledger_reconciliation"))
+    for text in ("ledger_reconciliation", "3 loans missing from the ledger", "team:credit", runless["links"]["asset_check"]):
+        assert text in card, text
 
     report_reconciliation(instance, passed=True)
     cursor, _ = tick(sensor, instance, cursor)
