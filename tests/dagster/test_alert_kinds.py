@@ -7,6 +7,7 @@ import json
 import time
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.events import (
     AssetMaterializationFailure,
     AssetMaterializationFailureReason,
@@ -19,6 +20,7 @@ from dagster_monitoring.alerting.transports.teams_card import build_card
 from dagster_monitoring.sensors.alerts import build_alert_sensor
 from dagster_monitoring.sensors.long_runs import MAX_RUNTIME_TAG
 
+from ..helpers.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from ..test_card_schema import assert_valid_card
 from .jobs import Switch, fct_loans, loans_daily, materialize_loans, row_count_ok
 from .test_alert_sensor import runtime_for, sent
@@ -322,3 +324,27 @@ def test_a_cursor_from_before_runless_checks_keeps_its_place_and_replays_no_hist
     report_reconciliation(instance, passed=False)
     tick(sensor, instance, cursor)
     assert [a["transition"] for a in sent(tmp_path)] == ["new"]
+
+
+@pytest.mark.postgres
+def test_on_a_postgres_instance_runless_checks_and_long_runs_alert_too(tmp_path, postgres_url):  # noqa: F811 (fixture)
+    """The production storage: one Postgres event log, read by storage id like the SQLite index shard."""
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql+psycopg2://")  # dagster-postgres speaks psycopg2
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home"), overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        sensor = build_alert_sensor(runtime=runtime_for(tmp_path, policy=ONE_BY_ONE))
+        report_reconciliation(instance, passed=False)  # history: not replayed
+        cursor, _ = tick(sensor, instance, None)
+        report_reconciliation(instance, passed=False)
+        start_run(instance, 7_200, {MAX_RUNTIME_TAG: "30m"})
+        assert materialize_loans(instance, minimum=100).success  # a failing check of a run: read with the run, once
+        cursor, _ = tick(sensor, instance, cursor)
+        report_reconciliation(instance, passed=True)
+        tick(sensor, instance, cursor)
+        assert sorted((a["event"]["kind"], a["event"]["entity"], a["transition"]) for a in sent(tmp_path)) == [
+            ("asset_check", "fct_loans:ledger_reconciliation", "new"),
+            ("asset_check", "fct_loans:ledger_reconciliation", "recovered"),
+            ("asset_check", "fct_loans:row_count_ok", "new"),
+            ("run_too_long", "loans_daily", "new"),
+        ]
