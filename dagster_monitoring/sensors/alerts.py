@@ -277,7 +277,7 @@ def build_alert_sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description="run failures/recoveries and asset-check results to the alert router",
+        description="run failures, failed materializations, runs too long and asset-check results (with or without a run) to the alert router",
         kind="alerts",
     )
     def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
