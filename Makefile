@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python benchmarks/audit_ingest.py --faults
 	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/sensor_tick.py
+	$(BIN)/python benchmarks/alert_kinds.py
 	$(BIN)/python benchmarks/noise_vs_msteams.py
 	$(BIN)/python benchmarks/report_time.py
 	$(BIN)/python benchmarks/dbt_overhead.py
