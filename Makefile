@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/faults.py
 	$(BIN)/python benchmarks/tick_sensor.py
 	$(BIN)/python benchmarks/sensor_tick.py
+	$(BIN)/python benchmarks/alert_kinds.py
 	$(BIN)/python benchmarks/noise_vs_msteams.py
 	$(BIN)/python benchmarks/report_time.py
 	$(BIN)/python benchmarks/dbt_overhead.py

@@ -17,7 +17,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.events import DagsterEvent, DagsterEventType
@@ -53,7 +56,10 @@ def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str 
     return context.cursor, time.perf_counter() - start
 
 
-def measure(history: int, new: int) -> tuple[float, float]:
+@contextmanager
+def consolidated_instance() -> Iterator[tuple[str, dg.DagsterInstance]]:
+    """A temporary folder and a real instance in it with one event log (consolidated SQLite, like
+    one Postgres database), not a SQLite file per run."""
     with (
         tempfile.TemporaryDirectory() as d,
         dg.instance_for_test(
@@ -67,17 +73,24 @@ def measure(history: int, new: int) -> tuple[float, float]:
             },
         ) as instance,
     ):
+        yield d, instance
+
+
+def file_runtime(d: str, **config: Any) -> MonitoringRuntime:
+    """The runtime the benchmarks tick: the file receiver, SQLite state and DuckDB audit in ``d``."""
+    base = {
+        "receivers": [{"type": "file", "name": "file", "path": f"{d}/alerts.jsonl"}],
+        "routes": [{"receivers": ["file"]}],
+        "state": {"path": f"{d}/state.db"},
+        "audit": {"duckdb_path": f"{d}/audit.duckdb", "spool_dir": f"{d}/spool"},
+    }
+    return MonitoringRuntime(config_from_dict({**base, **config}))
+
+
+def measure(history: int, new: int) -> tuple[float, float]:
+    with consolidated_instance() as (d, instance):
         add_runs(instance, history, 0)
-        runtime = MonitoringRuntime(
-            config_from_dict(
-                {
-                    "receivers": [{"type": "file", "name": "file", "path": f"{d}/alerts.jsonl"}],
-                    "routes": [{"receivers": ["file"]}],
-                    "state": {"path": f"{d}/state.db"},
-                    "audit": {"duckdb_path": f"{d}/audit.duckdb", "spool_dir": f"{d}/spool"},
-                }
-            )
-        )
+        runtime = file_runtime(d)
         alerts = build_alert_sensor(runtime=runtime)
         audit = build_audit_sensor(runtime=runtime, start_from_beginning=False)
         alert_cursor, _ = tick(alerts, instance, None)

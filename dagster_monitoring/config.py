@@ -63,6 +63,47 @@ class ChecksConfig(_Strict):
     dlt: tuple[DltChecksConfig, ...] = ()
 
 
+class RunDurationConfig(_Strict):
+    """Runs still in progress past their limit alert (kind `run_too_long`, one incident per job) and
+    recover when they end; the alert sensor looks at the in-progress runs every tick. A run's limit
+    is its tag `dagster-monitoring/max_runtime` (`30m`; `off`: none), else `limits`, else
+    `default_limit`, else `p95_multiplier` × the p95 duration of the job's last `history_runs`
+    successful runs once there are `min_history_runs` of them."""
+
+    enabled: bool = Field(default=True, description="check the runs in progress on every alert-sensor tick")
+    limits: dict[str, Duration] = Field(
+        default_factory=dict, description="longest run per job name or glob (`loans_daily: 30m`, `'nightly_*': 2h`)"
+    )
+    default_limit: Duration | None = Field(default=None, description="longest run of any other job; null: only the history")
+    p95_multiplier: float | None = Field(
+        default=2.0, gt=1.0, description="a run is too long past this many times the job's p95 duration; null: no limit from history"
+    )
+    min_history_runs: int = Field(default=5, ge=1, description="successful runs a job needs before its p95 sets a limit")
+    history_runs: int = Field(default=20, ge=1, description="latest successful runs the p95 is taken over")
+    severity: Literal["WARN", "ERROR", "CRITICAL"] = Field(default="WARN", description="severity of a run-too-long alert")
+
+    @field_validator("limits")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, timedelta]) -> dict[str, timedelta]:
+        bad = [job for job, limit in value.items() if limit <= timedelta(0)]
+        if bad:
+            raise ValueError(f"every limit must be longer than 0s, not that of {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("default_limit")
+    @classmethod
+    def _positive_default(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _history(self) -> RunDurationConfig:
+        if self.history_runs < self.min_history_runs:
+            raise ValueError(f"history_runs ({self.history_runs}) must be at least min_history_runs ({self.min_history_runs})")
+        return self
+
+
 class MonitoringConfig(AlertingConfig):
     audit: AuditConfig = Field(default=AuditConfig(), description="the audit trail: DuckDB (default) or BigQuery")
     checks: ChecksConfig = Field(default=ChecksConfig(), description="freshness and dlt checks the drop-in adds")
@@ -76,6 +117,9 @@ class MonitoringConfig(AlertingConfig):
     instance: InstanceConfig = Field(
         default=InstanceConfig(),
         description="alerts about the instance: schedule / sensor tick failures, code locations, daemons, asset health",
+    )
+    run_duration: RunDurationConfig = Field(
+        default=RunDurationConfig(), description="runs in progress for longer than their limit (tag, per job, or the p95 of past runs)"
     )
     digest: DigestConfig | None = Field(
         default=None, description="the on-call report on a schedule: e-mailed, and a summary card in Teams; off when absent"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
 import dagster as dg
 
+from .alerting.durations import format_duration
 from .alerting.events import AlertEvent, Severity, Status
 from .alerting.grouping import ASSET_TAG, UPSTREAM_TAG, upstream_tag
 from .alerting.redact import redact
@@ -183,11 +184,146 @@ class DagsterAlertTranslator:
             if failed
             else f"Run of {self.get_run_entity(run, assets)} succeeded",
             details=details,
-            owners=self.get_run_owners(run),
-            tags=self.get_run_tags(run),
-            links=self.get_run_links(run),
-            run_id=run.run_id,
             next_action=self.get_run_next_action(run, assets) if failed else None,
+            **self._about_run(run),
+        )
+
+    def _about_run(self, run: dg.DagsterRun) -> dict[str, Any]:
+        """What every event about a run says of it: owners, tags, links and its id."""
+        return {"owners": self.get_run_owners(run), "tags": self.get_run_tags(run), "links": self.get_run_links(run), "run_id": run.run_id}
+
+    # -- asset materializations ----------------------------------------------------------------
+
+    def get_materialization_entity(self, asset_key: dg.AssetKey) -> str:
+        """One incident per asset, whichever job or partition failed it."""
+        return asset_key.to_user_string()
+
+    def get_materialization_severity(self, run: dg.DagsterRun) -> Severity:
+        return self.get_run_severity(run)
+
+    def get_materialization_owners(self, run: dg.DagsterRun, asset_owners: tuple[str, ...]) -> tuple[str, ...]:
+        """The asset's owners, else the run's (its job's ``team`` / ``owner`` tags), else the default."""
+        return asset_owners or self.get_run_owners(run)
+
+    def get_materialization_links(self, asset_key: dg.AssetKey, run: dg.DagsterRun) -> dict[str, str]:
+        links = {}
+        run_url = default_run_url(run.run_id, self.settings)
+        if run_url:
+            links["run"] = run_url
+        asset_url = default_asset_url(asset_key, self.settings)
+        if asset_url:
+            links["asset"] = asset_url
+        if run.tags.get(RUNBOOK_TAG):
+            links["runbook"] = run.tags[RUNBOOK_TAG]
+        return links
+
+    def get_materialization_next_action(self, asset_key: dg.AssetKey, run: dg.DagsterRun, step_key: str | None) -> str:
+        step = f"step {step_key}" if step_key else "the failing step"
+        again = (
+            f"materialize {asset_key.to_user_string()} again" if is_ad_hoc_job(run.job_name) else f"re-execute {run.job_name} from failure"
+        )
+        return f"Open the run, read the error of {step} (its retries are used up), fix the cause and {again}."
+
+    def to_materialization_event(
+        self,
+        *,
+        asset_key: dg.AssetKey,
+        run: dg.DagsterRun,
+        failed: bool,
+        occurred_at: datetime,
+        error: Any = None,
+        step_key: str | None = None,
+        partition: str | None = None,
+        owners: tuple[str, ...] = (),
+        upstream: Sequence[str] = (),
+    ) -> AlertEvent:
+        """A step that should have materialized ``asset_key`` failed after its retries (FAILING), or
+        a run materialized it (PASSING). ``upstream``: the asset's upstream assets, for inhibition."""
+        name = asset_key.to_user_string()
+        details: dict[str, Any] = {}
+        summary = f"{name} materialized by {run.job_name}" if not is_ad_hoc_job(run.job_name) else f"{name} materialized"
+        if failed:
+            error_class, message = default_error_text(error)
+            if error_class:
+                details["error"] = f"{error_class}: {message}" if message else error_class
+            if step_key:
+                details["step"] = step_key
+            if not is_ad_hoc_job(run.job_name):
+                details["job"] = run.job_name
+            summary = f"Materialization of {name} failed" + (f": {error_class}" if error_class else "")
+        if partition:
+            details["partition"] = partition
+            summary += f" (partition {partition})"
+        return AlertEvent(
+            source="dagster",
+            kind="materialization",
+            entity=self.get_materialization_entity(asset_key),
+            status=Status.FAILING if failed else Status.PASSING,
+            severity=self.get_materialization_severity(run),
+            occurred_at=occurred_at.astimezone(timezone.utc),
+            summary=summary,
+            details=details,
+            owners=self.get_materialization_owners(run, owners),
+            tags={**self.settings.extra_tags, **self.get_check_lineage_tags(asset_key, upstream)},
+            links=self.get_materialization_links(asset_key, run),
+            run_id=run.run_id,
+            next_action=self.get_materialization_next_action(asset_key, run, step_key) if failed else None,
+        )
+
+    # -- runs in progress past their limit -----------------------------------------------------
+
+    def get_long_run_severity(self, run: dg.DagsterRun, configured: Severity) -> Severity:
+        """``run_duration.severity``; a run's ``dagster-monitoring/severity`` tag does not apply:
+        it says how bad a failure of the job is, not a slow run."""
+        return configured
+
+    def get_long_run_next_action(self, run: dg.DagsterRun, limit_source: str) -> str:
+        return (
+            f"Open the run and look at the step still running (a lock, a slow query, a hung call?). Terminate the run if it is "
+            f"stuck; if the job is just slower now, raise its limit ({limit_source})."
+        )
+
+    def to_long_run_event(
+        self,
+        run: dg.DagsterRun,
+        *,
+        running: bool,
+        occurred_at: datetime,
+        elapsed: timedelta,
+        limit: timedelta,
+        limit_source: str,
+        severity: Severity,
+        ended_status: str | None = None,
+    ) -> AlertEvent:
+        """FAILING while ``run`` is in progress past ``limit`` (``limit_source`` says where the limit
+        came from); PASSING once it ended (``ended_status``) or is within its limit again."""
+        entity = self.get_run_entity(run)
+        details = {
+            "running_for": format_duration(elapsed),
+            "limit": format_duration(limit),
+            "limit_from": limit_source,
+            "run_id": run.run_id,
+        }
+        if run.tags.get("dagster/partition"):
+            details["partition"] = run.tags["dagster/partition"]
+        if running:
+            summary = f"Run of {entity} has been running for {format_duration(elapsed)}, over its limit of {format_duration(limit)}"
+        elif ended_status:
+            details["ended"] = ended_status
+            summary = f"Run of {entity} ended ({ended_status}) after {format_duration(elapsed)}"
+        else:
+            summary = f"Run of {entity} is within its limit of {format_duration(limit)} again"
+        return AlertEvent(
+            source="dagster",
+            kind="run_too_long",
+            entity=entity,
+            status=Status.FAILING if running else Status.PASSING,
+            severity=self.get_long_run_severity(run, severity),
+            occurred_at=occurred_at.astimezone(timezone.utc),
+            summary=summary,
+            details=details,
+            next_action=self.get_long_run_next_action(run, limit_source) if running else None,
+            **self._about_run(run),
         )
 
     # -- asset checks --------------------------------------------------------------------------

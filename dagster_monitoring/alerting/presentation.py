@@ -223,4 +223,5 @@ PRESENTERS: dict[str, Presenter] = {
     "row_count": present_row_count,
     "freshness": present_freshness,
     "run": present_run,
+    "materialization": present_run,  # an asset's failed step: its error, partition, step and job
 }

@@ -91,8 +91,12 @@ class AuditRecord(BaseModel):
         for name in self.TEXT_FIELDS:
             object.__setattr__(self, name, _redacted_and_short(getattr(self, name)))
         if not self.event_id:
-            object.__setattr__(self, "event_id", _hash_id(self.TABLE, *(getattr(self, f) for f in self.KEY_FIELDS)))
+            object.__setattr__(self, "event_id", _hash_id(self.TABLE, *self.key_values()))
         return self
+
+    def key_values(self) -> tuple[Any, ...]:
+        """The natural key ``event_id`` hashes: ``KEY_FIELDS``' values unless a table says better."""
+        return tuple(getattr(self, f) for f in self.KEY_FIELDS)
 
     def to_row(self, ingested_at: datetime) -> dict[str, Any]:
         """Column -> value, JSON columns serialised, timestamps as aware UTC datetimes."""
@@ -285,6 +289,7 @@ class ExternalJobRunRecord(AuditRecord):
 
     TABLE = "external_job_runs"
     KEY_FIELDS = ("source", "job_id", "run_id", "status", "event_ts")
+    RUN_KEY_FIELDS: ClassVar[tuple[str, ...]] = ("source", "job_id", "run_id", "status")
     JSON_FIELDS = ("details",)
     TEXT_FIELDS = ("message",)
 
@@ -315,6 +320,12 @@ class ExternalJobRunRecord(AuditRecord):
         if value not in allowed:
             raise ValueError(f"must be one of {sorted(allowed)}")
         return value
+
+    def key_values(self) -> tuple[Any, ...]:
+        """A run with an id is one row per status, whenever and however often it was seen (dbt
+        Cloud's ``job.run.errored`` then ``job.run.completed``, a poll and a webhook of the same
+        run, Glue's repeated "still running" signals); without one, the time tells runs apart."""
+        return tuple(getattr(self, f) for f in (self.RUN_KEY_FIELDS if self.run_id is not None else self.KEY_FIELDS))
 
 
 RECORD_TYPES: tuple[type[AuditRecord], ...] = (

@@ -8,13 +8,17 @@ type fills its page, the others are cut at the same storage id so nothing is ski
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import dagster as dg
+from dagster._core.event_api import EventRecordsFilter
 from dagster._core.events import DagsterEventType
-from dagster._core.storage.event_log.base import EventLogRecord, RunStatusChangeRecordsFilter
+from dagster._core.storage.event_log.base import EventLogRecord, EventLogStorage, RunStatusChangeRecordsFilter
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+from dagster._core.storage.legacy_storage import LegacyEventLogStorage
 from dagster_shared.record import as_dict, is_record
 
 FINISHED = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
@@ -53,8 +57,15 @@ def read_cursor(
     return (0 if start_from_beginning else latest_storage_id(context.instance, event_types)), True
 
 
-def save_cursor(context: dg.SensorEvaluationContext, after: int) -> None:
-    context.update_cursor(json.dumps({"after": after}))
+def cursor_extras(context: dg.SensorEvaluationContext) -> dict[str, Any]:
+    """What a sensor keeps in its cursor next to ``after`` (absent from older cursors: ``{}``)."""
+    if not context.cursor:
+        return {}
+    return {k: v for k, v in json.loads(context.cursor).items() if k != "after"}
+
+
+def save_cursor(context: dg.SensorEvaluationContext, after: int, extras: Mapping[str, Any] | None = None) -> None:
+    context.update_cursor(json.dumps({"after": after, **(extras or {})}))
 
 
 def status_changes_after(
@@ -92,6 +103,37 @@ def status_changes_after(
     ]
     new_cursor = merged[-1].storage_id if merged else after_storage_id
     return changes, new_cursor
+
+
+def _cross_run_records(
+    instance: dg.DagsterInstance, event_type: DagsterEventType, after: int | None, limit: int, ascending: bool
+) -> Sequence[EventLogRecord]:
+    """Records of one event type across runs by storage id (indexed by type and id).
+
+    The run-sharded SQLite storage (``dagster dev``'s default) overrides ``get_event_records`` to
+    walk every run's shard and ignore an id cursor; it mirrors asset-check events into its index
+    shard, so the plain SQL query of its base class reads them there, by id, like Postgres does."""
+    storage: EventLogStorage = instance.event_log_storage
+    while isinstance(storage, LegacyEventLogStorage):
+        storage = storage._storage.event_log_storage  # noqa: SLF001 - the wrapper a dagster.yaml `storage:` builds
+    records_filter = EventRecordsFilter(event_type=event_type, after_cursor=after)
+    if isinstance(storage, SqlEventLogStorage):
+        return SqlEventLogStorage.get_event_records(storage, records_filter, limit=limit, ascending=ascending)
+    return storage.get_event_records(records_filter, limit=limit, ascending=ascending)
+
+
+def latest_check_evaluation_id(instance: dg.DagsterInstance) -> int:
+    records = _cross_run_records(instance, DagsterEventType.ASSET_CHECK_EVALUATION, None, 1, ascending=False)
+    return records[0].storage_id if records else 0
+
+
+def runless_check_evaluations_after(instance: dg.DagsterInstance, after: int, limit: int) -> tuple[list[EventLogRecord], int]:
+    """Asset-check evaluations reported outside any run (``report_runless_asset_event``) after the
+    cursor, and the new cursor. Evaluations of runs are skipped here: the run's status change
+    brings them (see ``check_events_of_run``)."""
+    records = _cross_run_records(instance, DagsterEventType.ASSET_CHECK_EVALUATION, after, limit, ascending=True)
+    new_after = records[-1].storage_id if records else after
+    return [r for r in records if not r.event_log_entry.run_id], new_after
 
 
 def run_failure_error(change: StatusChange):  # type: ignore[no-untyped-def]

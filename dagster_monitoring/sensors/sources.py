@@ -56,6 +56,39 @@ def _poll_tick(
     )
 
 
+def _api_poll_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str,
+    label: str,
+    minimum_interval_seconds: int,
+    default_status: dg.DefaultSensorStatus,
+    description: str,
+    make_client: Callable[[], Any],
+    poll: Callable[[Any, dict[str, Any], datetime], tuple[list, dict]],
+) -> dg.SensorDefinition:
+    """The sensor both REST sources share: one client per process (made on the first tick, so a
+    definition load makes no connection), ``poll(client, cursor, now)`` per tick."""
+    holder: dict[str, Any] = {}
+
+    def poll_once(cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
+        client = holder.get("client") or holder.setdefault("client", make_client())
+        return poll(client, cursor, now)
+
+    @monitoring_sensor(
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=description,
+        kind="sources",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        return _poll_tick(context, runtime, label, poll_once)
+
+    return sensor
+
+
 def build_fivetran_sensor(
     *,
     runtime: MonitoringRuntime,
@@ -68,25 +101,21 @@ def build_fivetran_sensor(
     config = runtime.config.sources.fivetran
     if config is None or not config.polls:
         raise ValueError(f"{name}: needs sources.fivetran with api_key and api_secret in the monitoring config")
-    holder: dict[str, fivetran.FivetranClient] = {"client": client} if client is not None else {}
 
-    def poll(cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
-        api = holder.get("client") or holder.setdefault("client", fivetran.FivetranClient(config))
+    def poll(api: fivetran.FivetranClient, cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
         events, snapshots = fivetran.poll(api, config, now=now, snapshots=cursor.get("snapshots"))
         return events, {"snapshots": snapshots}
 
-    @monitoring_sensor(
+    return _api_poll_sensor(
         runtime=runtime,
         name=name,
+        label="fivetran",
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Fivetran connection syncs to the alert router",
-        kind="sources",
+        make_client=lambda: client or fivetran.FivetranClient(config),
+        poll=poll,
     )
-    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        return _poll_tick(context, runtime, "fivetran", poll)
-
-    return sensor
 
 
 def build_dbt_cloud_sensor(
@@ -101,25 +130,21 @@ def build_dbt_cloud_sensor(
     config = runtime.config.sources.dbt_cloud
     if config is None or not config.polls:
         raise ValueError(f"{name}: needs sources.dbt_cloud with api_token in the monitoring config")
-    holder: dict[str, dbt_cloud.DbtCloudClient] = {"client": client} if client is not None else {}
 
-    def poll(cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
-        api = holder.get("client") or holder.setdefault("client", dbt_cloud.DbtCloudClient(config))
+    def poll(api: dbt_cloud.DbtCloudClient, cursor: dict[str, Any], now: datetime) -> tuple[list, dict]:
         events, cursors = dbt_cloud.poll(api, config, now=now, cursors=cursor.get("runs"))
         return events, {"runs": cursors}
 
-    @monitoring_sensor(
+    return _api_poll_sensor(
         runtime=runtime,
         name=name,
+        label="dbt_cloud",
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="dbt Cloud job runs to the alert router",
-        kind="sources",
+        make_client=lambda: client or dbt_cloud.DbtCloudClient(config),
+        poll=poll,
     )
-    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        return _poll_tick(context, runtime, "dbt_cloud", poll)
-
-    return sensor
 
 
 def build_aws_eventbridge_sensor(

@@ -66,6 +66,20 @@ def _fields(event):
     }
 
 
+def test_one_run_seen_twice_at_different_times_is_one_row(sink):
+    """dbt Cloud sends job.run.errored, then job.run.completed a little later, for the same failed
+    run (and a poll may see it too): one row per run and status, the first observation's."""
+    errored, completed = external_job_records([tl.dbt_cloud_run(101, 20, 1.5), tl.dbt_cloud_run(101, 20, 1.55)])
+    assert errored.event_ts != completed.event_ts and errored.event_id == completed.event_id
+    assert sink.write([errored]).inserted == 1 and sink.write([completed]).inserted == 0
+    [succeeded] = external_job_records([tl.dbt_cloud_run(101, 10, 1.6)])  # another status of that run is its own row
+    assert sink.write([succeeded]).inserted == 1
+    assert sink.query("SELECT status, event_ts FROM audit_test.external_job_runs ORDER BY event_ts")[1] == [
+        ("failed", tl.at(1.5)),
+        ("succeeded", tl.at(1.6)),
+    ]
+
+
 def test_the_same_event_twice_is_one_row(sink):
     first = sink.write(tl.external_failing())
     again = sink.write(tl.external_failing())
