@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/ticket_noise.py
 	$(BIN)/python benchmarks/audit_ingest.py --faults
 	$(BIN)/python benchmarks/faults.py
+	$(BIN)/python benchmarks/tick_sensor.py
 	$(BIN)/python benchmarks/sensor_tick.py
 	$(BIN)/python benchmarks/alert_kinds.py
 	$(BIN)/python benchmarks/noise_vs_msteams.py

@@ -171,6 +171,25 @@ def serve_cmd(config_path: str, host: str, port: int) -> None:
     serve(config, host=host, port=port)
 
 
+@main.command("watch")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML")
+@click.option("--workspace", type=click.Path(dir_okay=False, exists=True), help="workspace.yaml: also code locations and asset health")
+@click.option("--once", is_flag=True, help="check once and exit (cron)")
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(min=1), help="seconds between checks")
+def watch_cmd(config_path: str, workspace: str | None, once: bool, interval: float) -> None:
+    """Alert on what no sensor can see: a stopped dagster-daemon, silent monitoring sensors,
+    code locations that fail to load, asset health changes. Needs DAGSTER_HOME (the instance)."""
+    import os
+
+    config = _load(config_path)
+    if not os.environ.get("DAGSTER_HOME"):
+        click.echo("error: DAGSTER_HOME is not set: watch reads the instance the daemon writes to", err=True)
+        sys.exit(2)
+    from .watch import run_watch
+
+    run_watch(config, workspace=workspace, once=once, interval=interval, echo=click.echo)
+
+
 @main.group("audit")
 def audit() -> None:
     """Create and read the audit trail (DuckDB by default, BigQuery when configured)."""

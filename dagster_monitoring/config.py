@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .alerting.config import AlertingConfig, ConfigError, read_yaml, validate_config
 from .alerting.durations import Duration
 from .audit.config import AuditConfig
+from .instance.config import InstanceConfig
 from .report.config import DigestConfig
 from .sources.config import SourcesConfig
 
@@ -112,6 +113,10 @@ class MonitoringConfig(AlertingConfig):
     dagster_base_url: str | None = Field(
         default=None,
         description="webserver URL used for run and asset-check links, e.g. https://dagster.example.com",
+    )
+    instance: InstanceConfig = Field(
+        default=InstanceConfig(),
+        description="alerts about the instance: schedule / sensor tick failures, code locations, daemons, asset health",
     )
     run_duration: RunDurationConfig = Field(
         default=RunDurationConfig(), description="runs in progress for longer than their limit (tag, per job, or the p95 of past runs)"

@@ -5,7 +5,7 @@
 
     defs = dg.Definitions.merge(my_project_defs, build_monitoring_defs("monitoring.yaml"))
 
-The sensors (alerts, audit capture, watchdog) start RUNNING by default, so merging is enough;
+The sensors (alerts, audit capture, watchdog, schedule / sensor tick failures) start RUNNING by default, so merging is enough;
 the ``audit`` resource lets dbt and dlt assets write their test results and loads. A ``digest:``
 section adds the digest job and its schedule (RUNNING too).
 """
@@ -26,6 +26,7 @@ from .runtime import MonitoringRuntime
 from .sensors.alerts import build_alert_sensor
 from .sensors.audit_capture import build_audit_sensor
 from .sensors.sources import build_aws_eventbridge_sensor, build_dbt_cloud_sensor, build_fivetran_sensor
+from .sensors.ticks import build_tick_failure_sensor
 from .sensors.watchdog import build_watchdog_sensor
 from .translator import DagsterAlertTranslator
 
@@ -52,6 +53,7 @@ def build_monitoring_defs(
     audit_interval_seconds: int = 60,
     watchdog_interval_seconds: int = 60,
     source_interval_seconds: int = 60,
+    tick_interval_seconds: int = 60,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     audit_resource_key: str = "audit",
 ) -> dg.Definitions:
@@ -63,6 +65,10 @@ def build_monitoring_defs(
         build_alert_sensor(runtime=runtime, minimum_interval_seconds=alert_interval_seconds, default_status=default_status),
         build_watchdog_sensor(runtime=runtime, minimum_interval_seconds=watchdog_interval_seconds, default_status=default_status),
     ]
+    if resolved.instance.tick_failures.enabled:
+        sensors.append(
+            build_tick_failure_sensor(runtime=runtime, minimum_interval_seconds=tick_interval_seconds, default_status=default_status)
+        )
     sources = resolved.sources
     if sources.fivetran is not None and sources.fivetran.polls:
         sensors.append(

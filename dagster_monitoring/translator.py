@@ -105,6 +105,14 @@ def default_error_text(error: Any) -> tuple[str | None, str | None]:
     return cls_name, truncate(redact(message), MAX_ERROR_CHARS)
 
 
+def default_error_line(error: Any, default: str = "no error recorded") -> str:
+    """``Class: message`` of a SerializableErrorInfo's innermost cause, redacted (a card's Error fact)."""
+    cls_name, message = default_error_text(error)
+    if cls_name and message:
+        return f"{cls_name}: {message}"
+    return message or cls_name or default
+
+
 def metadata_links(metadata: Mapping[str, Any]) -> dict[str, str]:
     """Links a check result carries (``dagster_monitoring/link/<name>``), e.g. dbt artefacts."""
     return {k[len(LINK_METADATA_PREFIX) :]: str(v) for k, v in metadata.items() if k.startswith(LINK_METADATA_PREFIX) and v}

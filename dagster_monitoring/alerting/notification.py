@@ -26,6 +26,7 @@ LINK_TITLES = {
     "asset_check": "Asset check",
     "asset": "Asset",
     "sensor": "Open sensor",
+    "schedule": "Open schedule",
     "dbt_artifacts": "dbt artifacts",
     "compiled_sql": "Test SQL",
     "runbook": "Runbook",

@@ -4,7 +4,8 @@ Each monitoring sensor records a heartbeat per tick (``with_heartbeat``). The wa
 them every tick and feeds the router a ``heartbeat`` event per sensor: FAILING when the last
 tick raised or when none came for ``max(stale_factor x interval, min_silence)``, PASSING
 otherwise, so a sensor that comes back is announced as recovered. If the whole daemon is
-down, nothing inside Dagster can tell; run the daemon under a supervisor for that.
+down, nothing inside Dagster can tell: ``dagster-monitoring watch`` (dagster_monitoring/watch.py)
+checks the daemon's heartbeats from outside and sends these same events too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CONSEQUENCES = {
     "alerts": "Run failures and asset-check results are not alerted while this lasts; they are sent once it ticks again.",
     "sources": "Fivetran and dbt Cloud outcomes are not polled while this lasts; the next tick reads their current state "
     "(webhooks to `dagster-monitoring serve` still arrive).",
+    "ticks": "Failing schedule and sensor ticks are not alerted while this lasts; the next tick reads their current state.",
     "audit": "Runs and check results are not written to the audit trail while this lasts; "
     "nothing is lost, the sensor catches up from its cursor when it ticks again.",
 }

@@ -12,7 +12,7 @@ from dagster_monitoring.alerting.config import ConfigError
 
 from .jobs import fct_loans, loans_daily, row_count_ok
 
-SENSORS = {"dagster_monitoring_alerts", "dagster_monitoring_watchdog", "dagster_monitoring_audit"}
+SENSORS = {"dagster_monitoring_alerts", "dagster_monitoring_watchdog", "dagster_monitoring_audit", "dagster_monitoring_ticks"}
 
 
 def config_file(tmp_path):
