@@ -85,6 +85,10 @@ def build_monitoring_defs(
         from .report.schedule import build_digest_defs
 
         extra.append(build_digest_defs(runtime=runtime, default_status=dg.DefaultScheduleStatus(default_status.value)))
+    if resolved.export is not None:
+        from .report.schedule import build_export_defs
+
+        extra.append(build_export_defs(runtime=runtime, default_status=dg.DefaultScheduleStatus(default_status.value)))
     return dg.Definitions.merge(dg.Definitions(sensors=sensors, resources=resources), *extra)
 
 

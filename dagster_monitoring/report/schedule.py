@@ -17,6 +17,13 @@ from ..runtime import MonitoringRuntime
 from .digest import DigestSender
 
 SLOT_TAG = "dagster_monitoring/digest_slot"
+EXPORT_SLOT_TAG = "dagster_monitoring/export_slot"
+
+
+def slot_of(context: dg.ScheduleEvaluationContext) -> str:
+    """The tick's scheduled time in UTC (ISO 8601): the slot a run is for."""
+    at = context.scheduled_execution_time or datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    return at.astimezone(timezone.utc).isoformat()
 
 
 def build_digest_defs(
@@ -45,10 +52,6 @@ def build_digest_defs(
     def digest_job() -> None:
         send_digest()
 
-    def slot_of(context: dg.ScheduleEvaluationContext) -> str:
-        at = context.scheduled_execution_time or datetime.now(timezone.utc).replace(second=0, microsecond=0)
-        return at.astimezone(timezone.utc).isoformat()
-
     @dg.schedule(
         name=f"{name}_schedule",
         job=digest_job,
@@ -62,3 +65,49 @@ def build_digest_defs(
         return dg.RunRequest(run_key=slot, run_config={"ops": {f"{name}_send": {"config": {"slot": slot}}}}, tags={SLOT_TAG: slot})
 
     return dg.Definitions(jobs=[digest_job], schedules=[digest_schedule])
+
+
+def build_export_defs(
+    *, runtime: MonitoringRuntime, default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING
+) -> dg.Definitions:
+    """The BI export job and its schedule, from ``runtime.config.export``. Each tick is a run for
+    its slot (``run_key`` = the slot); the files are named by the slot's UTC date, so a retried
+    tick or a re-executed run overwrites the same files instead of adding any."""
+    from .export import export_audit
+
+    export = runtime.config.export
+    if export is None:
+        raise ValueError("the config has no export: section")
+    name = export.name
+
+    @dg.op(name=f"{name}_write", config_schema={"slot": dg.Field(str, description="the slot's scheduled time, ISO 8601 UTC")})
+    def write_export(context: dg.OpExecutionContext) -> None:
+        trail = runtime.trail
+        assert trail is not None  # the config requires audit.enabled for an export
+        result = export_audit(
+            trail.sink,
+            export.url,
+            days=export.days,
+            end=datetime.fromisoformat(context.op_config["slot"]),
+            formats=export.formats,
+            tables=export.tables,
+        )
+        context.log.info(result.summary())
+
+    @dg.job(name=name, description="the BI export: audit tables as Parquet / CSV files, once per slot", tags={"kind": "monitoring"})
+    def export_job() -> None:
+        write_export()
+
+    @dg.schedule(
+        name=f"{name}_schedule",
+        job=export_job,
+        cron_schedule=export.cron,
+        execution_timezone=export.timezone,
+        default_status=default_status,
+        description="the BI export (last N days of the audit tables) on its cron",
+    )
+    def export_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        slot = slot_of(context)
+        return dg.RunRequest(run_key=slot, run_config={"ops": {f"{name}_write": {"config": {"slot": slot}}}}, tags={EXPORT_SLOT_TAG: slot})
+
+    return dg.Definitions(jobs=[export_job], schedules=[export_schedule])
