@@ -25,7 +25,7 @@ from .config import MonitoringConfig, config_from_dict, load_config
 from .runtime import MonitoringRuntime
 from .sensors.alerts import build_alert_sensor
 from .sensors.audit_capture import build_audit_sensor
-from .sensors.sources import build_aws_eventbridge_sensor, build_dbt_cloud_sensor, build_fivetran_sensor
+from .sensors.sources import build_aws_eventbridge_sensor, build_dbt_cloud_sensor, build_elementary_sensor, build_fivetran_sensor
 from .sensors.watchdog import build_watchdog_sensor
 from .translator import DagsterAlertTranslator
 
@@ -75,6 +75,10 @@ def build_monitoring_defs(
     if sources.aws_eventbridge is not None and sources.aws_eventbridge.polls:
         sensors.append(
             build_aws_eventbridge_sensor(runtime=runtime, minimum_interval_seconds=source_interval_seconds, default_status=default_status)
+        )
+    if sources.elementary is not None:
+        sensors.append(
+            build_elementary_sensor(runtime=runtime, minimum_interval_seconds=source_interval_seconds, default_status=default_status)
         )
     resources: dict[str, Any] = {}
     if resolved.audit.enabled:
