@@ -30,23 +30,16 @@ if TYPE_CHECKING:
 
 EXPORT_TABLES = ("runs", "asset_check_evaluations", "dbt_test_results", "external_job_runs")
 FORMATS = ("parquet", "csv")
-_ARROW = {
-    "STRING": pa.string(),
-    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-    "INT64": pa.int64(),
-    "FLOAT64": pa.float64(),
-    "BOOL": pa.bool_(),
-    "JSON": pa.string(),  # JSON text: no nested types, in Parquet or CSV
-}
 
 
 def export_schema(table: str) -> pa.Schema:
     """The exported file's columns and types: the audit table's columns, in order."""
     from ..audit import schema
+    from ..audit.sinks.duckdb import arrow_schema
 
     if table not in EXPORT_TABLES:
         raise KeyError(f"not an exported table: {table!r} (exported: {', '.join(EXPORT_TABLES)})")
-    return pa.schema([pa.field(c.name, _ARROW[c.bq_type], nullable=not c.required) for c in schema.table(table).columns])
+    return arrow_schema(schema.table(table))  # the sink's own Arrow types: JSON as text, timestamps in UTC
 
 
 def export_sql(table: str, start: datetime, end: datetime) -> str:
