@@ -192,11 +192,17 @@ def build_elementary_sensor(
         cursor = elementary.Cursor.from_json(_cursor(context))
         try:
             page = elementary.poll(source, config, cursor, now=datetime.now(timezone.utc))
-        except Exception as exc:  # a DuckDB file dbt is writing is locked: wait for the next tick
-            if "lock" not in str(exc).lower():
-                raise
-            runtime.source_ingest.tick()
-            return dg.SkipReason(f"elementary: warehouse busy ({type(exc).__name__}); reading on next tick")
+        except Exception as exc:
+            text = str(exc).lower()
+            if "lock" in text:  # a DuckDB file dbt is writing is locked: wait for the next tick
+                runtime.source_ingest.tick()
+                return dg.SkipReason(f"elementary: warehouse busy ({type(exc).__name__}); reading on next tick")
+            if "does not exist" in text or "not found" in text:  # fails the tick: the watchdog says so
+                raise RuntimeError(
+                    f"elementary: no table {elementary.table_name(config)} in {elementary.where(config, runtime.config.audit)}: "
+                    "run dbt with Elementary's package (it creates the table), or fix sources.elementary.schema / database"
+                ) from exc
+            raise
         result = runtime.source_ingest.ingest(page.events)
         trail = runtime.trail
         if trail is not None and page.records:

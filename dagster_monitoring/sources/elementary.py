@@ -95,6 +95,17 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def table_name(config: ElementarySourceConfig) -> str:
+    return ".".join(part for part in (config.database, config.dataset, TEST_RESULTS) if part)
+
+
+def where(config: ElementarySourceConfig, audit: Any) -> str:
+    """The warehouse read, for messages: the DuckDB file or the BigQuery project."""
+    if config.duckdb_path or audit.backend == "duckdb":
+        return str(config.duckdb_path or audit.resolved_duckdb_path())
+    return f"BigQuery project {config.database or audit.project or '(the client default)'}"
+
+
 def results_sql(config: ElementarySourceConfig, after: Cursor | None, since: datetime, dialect: str, limit: int) -> str:
     """The page after ``after`` (or, on a first tick, everything created since ``since``), in the
     reader's dialect: written once in BigQuery SQL, transpiled for DuckDB."""
@@ -281,7 +292,7 @@ def reader_for(config: ElementarySourceConfig, audit: Any) -> DuckDBElementaryRe
     """The reader on the warehouse the audit trail is in (``audit``: its ``AuditConfig``), or on
     ``duckdb_path`` when Elementary's schema is in another DuckDB file (dbt's warehouse)."""
     if config.duckdb_path or audit.backend == "duckdb":
-        return DuckDBElementaryReader(config.duckdb_path or str(audit.resolved_duckdb_path()))
+        return DuckDBElementaryReader(where(config, audit))
     from ..audit.sinks.bigquery import BigQuerySink
 
     credentials = json.loads(audit.credentials_json.get_secret_value()) if audit.credentials_json else None

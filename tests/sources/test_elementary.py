@@ -222,3 +222,13 @@ def test_invalid_elementary_config_fails_at_load(elementary, field):
     with pytest.raises(ConfigError) as err:
         config_from_dict({"sources": {"elementary": elementary}})
     assert field in str(err.value)
+
+
+def test_a_missing_table_fails_the_tick_naming_it_and_what_to_do(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    defs = build_monitoring_defs(config_from_dict(settings(tmp_path, {"schema": "elementary", "duckdb_path": str(warehouse)})))
+    with dg.instance_for_test() as instance, pytest.raises(Exception) as err:
+        Ticker(defs, instance)()
+    message = str(err.value)
+    assert "elementary.elementary_test_results" in message and str(warehouse) in message and "Elementary's package" in message
