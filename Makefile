@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/alert_kinds.py
 	$(BIN)/python benchmarks/noise_vs_msteams.py
 	$(BIN)/python benchmarks/report_time.py
+	$(BIN)/python benchmarks/export_time.py
 	$(BIN)/python benchmarks/dbt_overhead.py
 	$(BIN)/python benchmarks/demo_time.py
 

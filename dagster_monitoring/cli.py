@@ -337,6 +337,47 @@ def report_cmd(
         click.echo(render_text(data), nl=False)
 
 
+@main.command("export")
+@click.option("--out", "url", help="folder or fsspec URL (./exports, gs://bucket/path, s3://bucket/path); default: the config's export.url")
+@click.option("--days", type=click.IntRange(1, 400), help="days of history, ending now (default: the config's export.days, else 7)")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["parquet", "csv"]), help="repeatable; default: both")
+@_config_option
+def export_cmd(url: str | None, days: int | None, formats: tuple[str, ...], config_path: str | None) -> None:
+    """Write the last N days of runs, asset-check evaluations, dbt tests and external jobs as
+    Parquet and CSV: <out>/<table>/export_date=YYYY-MM-DD/part.parquet (docs/bi_export.md)."""
+    from .alerting.redact import redact
+    from .audit.sinks.duckdb import DuckDBSink
+    from .report.export import EXPORT_TABLES, FORMATS, export_audit
+
+    configured = _load(config_path).export if config_path else None
+    url = url or (configured.url if configured else None)
+    if not url:
+        click.echo("error: give --out URL (or an export: section in --config)", err=True)
+        sys.exit(2)
+    sink = _trail(config_path).sink
+    if isinstance(sink, DuckDBSink) and not sink.path.is_file():
+        click.echo(f"error: no audit trail at {sink.path}: run the demo or `{_init_command(config_path)}`", err=True)
+        sys.exit(1)
+    try:
+        result = export_audit(
+            sink,
+            url,
+            days=days or (configured.days if configured else 7),
+            formats=formats or (configured.formats if configured else FORMATS),
+            tables=configured.tables if configured else EXPORT_TABLES,
+        )
+    except ImportError as exc:  # gs:// without gcsfs, s3:// without s3fs
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # DuckDB / BigQuery / storage errors: say where
+        reason = (redact(exc).strip().splitlines() or [type(exc).__name__])[0]
+        click.echo(f"error: export from {_where(sink)} to {url} failed: {reason}", err=True)
+        sys.exit(1)
+    click.echo(result.summary(), err=True)
+    for path in result.files:
+        click.echo(path)
+
+
 def _plain(value: object) -> object:
     """A value for JSON and CSV: full, timestamps as ISO 8601 in UTC."""
     if isinstance(value, datetime):

@@ -18,7 +18,7 @@ from .alerting.config import AlertingConfig, ConfigError, read_yaml, validate_co
 from .alerting.durations import Duration
 from .audit.config import AuditConfig
 from .instance.config import InstanceConfig
-from .report.config import DigestConfig
+from .report.config import DigestConfig, ExportConfig
 from .sources.config import SourcesConfig
 
 
@@ -125,6 +125,10 @@ class MonitoringConfig(AlertingConfig):
         default=None, description="the on-call report on a schedule: e-mailed, and a summary card in Teams; off when absent"
     )
 
+    export: ExportConfig | None = Field(
+        default=None, description="the weekly BI export: Parquet / CSV files of the audit tables to a folder or bucket; off when absent"
+    )
+
     @field_validator("dagster_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -133,6 +137,12 @@ class MonitoringConfig(AlertingConfig):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _export_needs_audit(self) -> MonitoringConfig:
+        if self.export is not None and not self.audit.enabled:
+            raise ValueError("export: needs the audit trail (audit.enabled: true)")
+        return self
 
     @model_validator(mode="after")
     def _digest_receivers(self) -> MonitoringConfig:

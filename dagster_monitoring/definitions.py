@@ -25,7 +25,7 @@ from .config import MonitoringConfig, config_from_dict, load_config
 from .runtime import MonitoringRuntime
 from .sensors.alerts import build_alert_sensor
 from .sensors.audit_capture import build_audit_sensor
-from .sensors.sources import build_aws_eventbridge_sensor, build_dbt_cloud_sensor, build_fivetran_sensor
+from .sensors.sources import build_aws_eventbridge_sensor, build_dbt_cloud_sensor, build_elementary_sensor, build_fivetran_sensor
 from .sensors.ticks import build_tick_failure_sensor
 from .sensors.watchdog import build_watchdog_sensor
 from .translator import DagsterAlertTranslator
@@ -82,6 +82,10 @@ def build_monitoring_defs(
         sensors.append(
             build_aws_eventbridge_sensor(runtime=runtime, minimum_interval_seconds=source_interval_seconds, default_status=default_status)
         )
+    if sources.elementary is not None:
+        sensors.append(
+            build_elementary_sensor(runtime=runtime, minimum_interval_seconds=source_interval_seconds, default_status=default_status)
+        )
     resources: dict[str, Any] = {}
     if resolved.audit.enabled:
         sensors.append(build_audit_sensor(runtime=runtime, minimum_interval_seconds=audit_interval_seconds, default_status=default_status))
@@ -91,6 +95,10 @@ def build_monitoring_defs(
         from .report.schedule import build_digest_defs
 
         extra.append(build_digest_defs(runtime=runtime, default_status=dg.DefaultScheduleStatus(default_status.value)))
+    if resolved.export is not None:
+        from .report.schedule import build_export_defs
+
+        extra.append(build_export_defs(runtime=runtime, default_status=dg.DefaultScheduleStatus(default_status.value)))
     return dg.Definitions.merge(dg.Definitions(sensors=sensors, resources=resources), *extra)
 
 

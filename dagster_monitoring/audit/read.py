@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # schema imports sqlglot: only when a query runs (the CLI starts faster)
+    import pyarrow as pa
+
     from .sinks.base import AuditSink
 
 
@@ -153,6 +155,17 @@ def run_query(sink: AuditSink, sql: str) -> tuple[list[str], list[tuple[Any, ...
     if isinstance(sink, DuckDBSink):
         return sink.query(schema.query_sql(sql, "duckdb", sink.dataset))
     return sink.query(schema.query_sql(sql, "bigquery", sink.dataset, sink.project_id))  # type: ignore[attr-defined]
+
+
+def run_arrow_query(sink: AuditSink, sql: str) -> pa.Table:
+    """``sql`` (BigQuery SQL on ``dagster_audit``) run on ``sink``, the rows as an Arrow table:
+    DuckDB's own Arrow result, BigQuery's query results (``to_arrow``, no load or extract job)."""
+    from . import schema
+    from .sinks.duckdb import DuckDBSink
+
+    if isinstance(sink, DuckDBSink):
+        return sink.query_arrow(schema.query_sql(sql, "duckdb", sink.dataset))
+    return sink.query_arrow(schema.query_sql(sql, "bigquery", sink.dataset, sink.project_id))  # type: ignore[attr-defined]
 
 
 def read_view(sink: AuditSink, name: str, limit: int | None = None, where: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:

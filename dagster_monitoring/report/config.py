@@ -16,6 +16,22 @@ from ..alerting.transports.email import EmailConfig
 DEFAULT_SCHEDULE = "0 6,10,14,18 * * *"
 
 
+def valid_cron(value: str, example: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(value):
+        raise ValueError(f"not a valid cron expression: {value!r} (e.g. {example!r})")
+    return value
+
+
+def valid_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -62,23 +78,58 @@ class DigestConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from dagster._utils.schedules import is_valid_cron_string
-
-        if not is_valid_cron_string(value):
-            raise ValueError(f"not a valid cron expression: {value!r} (e.g. {DEFAULT_SCHEDULE!r})")
-        return value
+        return valid_cron(value, DEFAULT_SCHEDULE)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
-        return value
+        return valid_zone(value)
 
     @model_validator(mode="after")
     def _somewhere(self) -> DigestConfig:
         if self.email is None and self.teams is None:
             raise ValueError("give email, teams or both: where the digest goes")
         return self
+
+
+DEFAULT_EXPORT_CRON = "0 6 * * 1"
+
+
+class ExportConfig(_Strict):
+    """The weekly BI export: the last ``days`` days of runs, asset-check evaluations, dbt tests and
+    external jobs as Parquet / CSV files under ``url`` (see docs/bi_export.md)."""
+
+    url: str = Field(
+        description="a folder or fsspec URL: ./exports, /data/exports, gs://bucket/path (gcsfs), s3://bucket/path (s3fs), memory://x"
+    )
+    formats: tuple[Literal["parquet", "csv"], ...] = Field(default=("parquet", "csv"), min_length=1, description="file formats to write")
+    cron: str = Field(default=DEFAULT_EXPORT_CRON, description="when the schedule exports; default Mondays 06:00")
+    timezone: str = Field(default="UTC", description="the schedule's time zone")
+    days: int = Field(default=7, ge=1, le=400, description="days of history in each export, ending at the schedule's tick")
+    tables: tuple[Literal["runs", "asset_check_evaluations", "dbt_test_results", "external_job_runs"], ...] = Field(
+        default=("runs", "asset_check_evaluations", "dbt_test_results", "external_job_runs"), min_length=1, description="tables to export"
+    )
+    name: str = Field(default="dagster_monitoring_export", description="the job's name; its schedule is this name + _schedule")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return valid_cron(value, DEFAULT_EXPORT_CRON)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return valid_zone(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        import fsspec
+
+        value = value.strip()
+        if not value:
+            raise ValueError("give a folder or a URL such as gs://bucket/path")
+        protocol = value.split("://", 1)[0] if "://" in value else "file"
+        if protocol not in fsspec.available_protocols():
+            raise ValueError(f"unknown storage protocol {protocol!r} (e.g. a folder, gs://, s3://, az://, memory://)")
+        return value

@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from ..runtime import MonitoringRuntime
-from ..sources import aws, dbt_cloud, fivetran
+from ..sources import aws, dbt_cloud, elementary, fivetran
 from ..sources._http import SourceApiError
 from .heartbeat import monitoring_sensor
 
@@ -182,6 +182,62 @@ def build_aws_eventbridge_sensor(
             f"aws_eventbridge: {done.received} message(s), {done.events} event(s), {done.failing} failing, "
             f"{done.ignored} ignored, {done.unreadable} unreadable; {done.notifications} notification(s) queued; "
             f"{done.deleted} deleted" + (f", {done.delete_failed} not deleted (redelivered later)" if done.delete_failed else "")
+        )
+
+    return sensor
+
+
+def build_elementary_sensor(
+    *,
+    runtime: MonitoringRuntime,
+    name: str = "dagster_monitoring_elementary",
+    minimum_interval_seconds: int = 60,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    reader: elementary.ElementaryReader | None = None,
+) -> dg.SensorDefinition:
+    """Reads Elementary's ``elementary_test_results`` after the ``(created_at, id)`` cursor: each
+    result to the router (failing, warn, pass resolves) and to ``dbt_test_results``; the cursor
+    moves only once both are done, so a failed tick reads the same rows again (the router sees
+    a repeat, the trail keeps one row per result)."""
+    config = runtime.config.sources.elementary
+    if config is None:
+        raise ValueError(f"{name}: needs sources.elementary in the monitoring config")
+    holder: dict[str, Any] = {"reader": reader} if reader is not None else {}
+
+    @monitoring_sensor(
+        runtime=runtime,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Elementary test results (anomalies, schema changes, dbt tests) to the alert router and the audit trail",
+        kind="sources",
+    )
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        source = holder.get("reader") or holder.setdefault("reader", elementary.reader_for(config, runtime.config.audit))
+        cursor = elementary.Cursor.from_json(_cursor(context))
+        try:
+            page = elementary.poll(source, config, cursor, now=datetime.now(timezone.utc))
+        except Exception as exc:
+            text = str(exc).lower()
+            if "lock" in text:  # a DuckDB file dbt is writing is locked: wait for the next tick
+                runtime.source_ingest.tick()
+                return dg.SkipReason(f"elementary: warehouse busy ({type(exc).__name__}); reading on next tick")
+            if "does not exist" in text or "not found" in text:  # fails the tick: the watchdog says so
+                raise RuntimeError(
+                    f"elementary: no table {elementary.table_name(config)} in {elementary.where(config, runtime.config.audit)}: "
+                    "run dbt with Elementary's package (it creates the table), or fix sources.elementary.schema / database"
+                ) from exc
+            raise
+        result = runtime.source_ingest.ingest(page.events)
+        trail = runtime.trail
+        if trail is not None and page.records:
+            trail.write(page.records)
+        if page.cursor is not None:
+            context.update_cursor(json.dumps(page.cursor.to_json(), separators=(",", ":")))
+        failing = sum(1 for e in page.events if e.is_failing)
+        return dg.SkipReason(
+            f"elementary: {page.rows} result(s), {failing} failing; {len(result.notifications)} notification(s) queued, "
+            f"{len(result.delivered)} delivered" + ("; more to read" if page.more else "")
         )
 
     return sensor

@@ -17,6 +17,8 @@
         queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/dagster-monitoring
         region: eu-west-1
         owners: [team:platform]
+      elementary:
+        schema: elementary                        # where Elementary's dbt package writes
 
 Each source checks its own fields at load time (a poller needs its credentials, a source needs
 a way in: polling or a webhook secret), so a typo or a missing variable fails naming the field.
@@ -207,9 +209,48 @@ class AwsEventBridgeSourceConfig(SourceConfigBase):
         return self.queue_url is not None
 
 
+class ElementarySourceConfig(SourceConfigBase):
+    """Elementary OSS results (``elementary_test_results``) read from the warehouse the audit trail
+    is in: anomaly, schema-change and dbt test outcomes as alerts that open, repeat and resolve."""
+
+    dataset: str = Field(
+        default="elementary", alias="schema", description="the schema / BigQuery dataset Elementary's dbt package writes to"
+    )
+    database: str | None = Field(default=None, description="BigQuery project (or DuckDB catalog) holding it; default: the audit trail's")
+    duckdb_path: str | None = Field(
+        default=None, description="DuckDB file of dbt's warehouse, when Elementary is not in the audit trail's file (backend duckdb)"
+    )
+    test_types: tuple[str, ...] = Field(
+        default=(), description="only these test_type values (anomaly_detection, schema_change, dbt_test); empty: all"
+    )
+    critical_tag: str = Field(default="critical", description="a failing test with this dbt tag is CRITICAL")
+    lookback: Duration = Field(default=timedelta(days=1), description="the first tick reads results created this far back")
+    max_rows_per_tick: int = Field(default=1000, ge=1, le=100_000, description="results a sensor tick reads at most (the next reads on)")
+    report_url: str | None = Field(default=None, description="where your Elementary report is hosted: linked on every card")
+
+    @field_validator("dataset", "database")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,1024}", value):
+            raise ValueError("use letters, digits, underscores and dashes")
+        return value
+
+    @field_validator("report_url")
+    @classmethod
+    def _report(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @property
+    def polls(self) -> bool:
+        return True
+
+
 class SourcesConfig(_Strict):
     fivetran: FivetranSourceConfig | None = Field(default=None, description="Fivetran connections as alert sources")
     dbt_cloud: DbtCloudSourceConfig | None = Field(default=None, description="dbt Cloud job runs as alert sources")
     aws_eventbridge: AwsEventBridgeSourceConfig | None = Field(
         default=None, description="AWS Glue / Step Functions / AppFlow / DataSync events through EventBridge (SQS or Lambda)"
+    )
+    elementary: ElementarySourceConfig | None = Field(
+        default=None, description="Elementary OSS test results (anomalies, schema changes, dbt tests) read from the warehouse"
     )

@@ -188,6 +188,11 @@ class BigQuerySink:
         names = [f.name for f in rows.schema]
         return names, [tuple(row.values()) for row in rows]
 
+    def query_arrow(self, sql: str) -> Any:
+        """``sql``'s results as an Arrow table, read through the query's result pages: no load or
+        extract job (those count against per-table quotas)."""
+        return self._run(sql).to_arrow(create_bqstorage_client=False)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -244,6 +244,13 @@ class DuckDBSink:
             cur = con.execute(sql, list(params))
             return [d[0] for d in cur.description], cur.fetchall()
 
+    def query_arrow(self, sql: str) -> pa.Table:
+        """``sql``'s rows as an Arrow table (the BI export); reading never creates the trail."""
+        if not self.path.is_file():
+            raise AuditSinkError(f"no audit trail at {self.path}")
+        with self._lock, self.connect(read_only=True) as con:
+            return con.sql(sql).to_arrow_table()
+
     def query_view(self, view: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Rows of ``view``. Reading never creates the trail (only ``init`` and ``write`` do): an
         empty new file would hide a wrong path or DAGSTER_HOME."""
