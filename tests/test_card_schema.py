@@ -77,8 +77,28 @@ def schema_errors(card: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(card)'}: {e.message[:300]}" for e in official_validator().iter_errors(card)]
 
 
+def _texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "TextBlock" else []
+        return own + [t for v in node.values() for t in _texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _texts(v)]
+    return []
+
+
 def assert_valid_card(card: dict[str, Any]) -> None:
-    assert card.get("msteams") == MSTEAMS, "the Teams extension must be exactly the documented full-width flag"
+    """The official schema for everything but ``msteams``, which holds exactly the full-width flag
+    and, on a card that @mentions people, Teams' mention entities, each of whose text is in a TextBlock."""
+    msteams = dict(card.get("msteams") or {})
+    entities = msteams.pop("entities", None)
+    assert msteams == MSTEAMS, "the Teams extension must be exactly the documented full-width flag (and mentions)"
+    if entities is not None:
+        texts = " ".join(_texts(card["body"]))
+        assert entities, "an empty entities list"
+        for entity in entities:
+            assert set(entity) == {"type", "text", "mentioned"} and entity["type"] == "mention", entity
+            assert set(entity["mentioned"]) == {"id", "name"}, entity
+            assert entity["text"] == f"<at>{entity['mentioned']['name']}</at>" and entity["text"] in texts, entity
     standard = {k: v for k, v in card.items() if k != "msteams"}
     errors = schema_errors(standard)
     assert errors == [], "\n".join(errors)

@@ -16,6 +16,7 @@ from ..redact import redact_url
 from ._config import ReceiverConfigBase, SecretValue
 from .base import DeliveryResult, HttpJsonPoster, post_and_classify
 from .teams_card import DEFAULT_MAX_BYTES, build_card, build_message, wrap_message
+from .teams_mentions import TeamsUser
 
 
 class TeamsConfig(ReceiverConfigBase):
@@ -24,6 +25,10 @@ class TeamsConfig(ReceiverConfigBase):
     type: Literal["teams"] = "teams"
     webhook_url: SecretValue = Field(description="Workflows webhook URL; from an env var: {env: TEAMS_WEBHOOK_URL}")
     max_payload_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=4_000, le=100_000)
+    mentions: dict[str, TeamsUser] = Field(
+        default={},
+        description="owner -> Teams user ({id: UPN or Entra object id, name: display name}): failing alerts @mention their owners",
+    )
 
 
 class TeamsTransport:
@@ -33,13 +38,15 @@ class TeamsTransport:
         self.poster = poster or HttpJsonPoster(timeout=config.timeout.total_seconds())
 
     def render(self, notification: Notification) -> dict[str, Any]:
-        return build_message(notification, self.config.max_payload_bytes)
+        return build_message(notification, self.config.max_payload_bytes, self.config.mentions)
 
     def send(self, notification: Notification) -> DeliveryResult:
         url = self.config.webhook_url.get_secret_value()
         result = post_and_classify(self.poster, url, self.render(notification))
         if result.status_code == 413:
-            minimal = wrap_message(build_card(notification, detail_limit=0, include_details=False, members_shown=3))
+            minimal = wrap_message(
+                build_card(notification, detail_limit=0, include_details=False, members_shown=3, mentions=self.config.mentions)
+            )
             result = post_and_classify(self.poster, url, minimal)
         if not result.ok:
             return DeliveryResult.failure(

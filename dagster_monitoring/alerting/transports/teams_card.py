@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ..events import Severity
@@ -20,6 +21,7 @@ from ..notification import Notification, is_web_url
 from ..presentation import MAX_FACT
 from ..redact import redact
 from ..text import truncate
+from .teams_mentions import TeamsUser, mention_block, mention_entities, mentioned_users
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.5"
@@ -214,10 +216,15 @@ def _members(notification: Notification, shown: int) -> list[dict[str, Any]]:
 
 
 def build_card(
-    notification: Notification, detail_limit: int = 1500, include_details: bool = True, members_shown: int = 20
+    notification: Notification,
+    detail_limit: int = 1500,
+    include_details: bool = True,
+    members_shown: int = 20,
+    mentions: Mapping[str, TeamsUser] | None = None,
 ) -> dict[str, Any]:
     """The AdaptiveCard object (``content`` of the message attachment). A group is its lead's card
-    with "and N more" in the header and the member list under the facts."""
+    with "and N more" in the header and the member list under the facts. ``mentions`` (owner ->
+    Teams user) adds an @mention of the failing alert's owners under the header."""
     recovered = notification.transition is Transition.RECOVERED
     severity = notification.severity
     style = "good" if recovered else _STYLE[severity]
@@ -241,6 +248,9 @@ def build_card(
         ],
     }
     body: list[dict[str, Any]] = [header]
+    users = mentioned_users(notification, mentions or {})
+    if users:
+        body.append(mention_block(users))
     if notification.transition is not Transition.NEW:
         body.append(
             {"type": "TextBlock", "text": plain(notification.transition_line), "wrap": True, "color": "Good" if recovered else "Default"}
@@ -275,6 +285,8 @@ def build_card(
         "msteams": {"width": "Full"},  # Teams-only; the strict 1.5 schema does not know it (tests allow exactly this)
         "body": body,
     }
+    if users:
+        card["msteams"]["entities"] = mention_entities(users)
     actions = _links(notification)
     if actions:
         card["actions"] = actions
@@ -293,11 +305,13 @@ def payload_size(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-def build_message(notification: Notification, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+def build_message(
+    notification: Notification, max_bytes: int = DEFAULT_MAX_BYTES, mentions: Mapping[str, TeamsUser] | None = None
+) -> dict[str, Any]:
     """The smallest-trim message that fits ``max_bytes``."""
     message: dict[str, Any] = {}
     for limit, keep, shown in _DETAIL_LEVELS:
-        message = wrap_message(build_card(notification, detail_limit=limit, include_details=keep, members_shown=shown))
+        message = wrap_message(build_card(notification, detail_limit=limit, include_details=keep, members_shown=shown, mentions=mentions))
         if payload_size(message) <= max_bytes:
             return message
     return message  # header, facts and links alone; only pathological titles get here
