@@ -13,6 +13,7 @@ CURRENT_TIMESTAMP), written with the trail's own record types.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from dagster_monitoring.audit.records import (
@@ -24,13 +25,22 @@ from dagster_monitoring.audit.records import (
 )
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
+if NOW.hour == 0 and NOW.minute == 0:  # the first minute of a UTC day leaves no room for "today"
+    time.sleep(61 - NOW.second)
+    NOW = datetime.now(timezone.utc).replace(microsecond=0)
+MIDNIGHT = NOW.replace(hour=0, minute=0, second=0)
 URL = "http://dagster.example.test/runs/"
 HOSTILE = "<script>alert(1)</script> upstream file missing"
 FAILING = {"ingest_loans", "loans/fct_loans:row_count_ok", "unique_fct_loans_loan_id"}
 
 
 def ago(days: int, hours: float = 0) -> datetime:
-    return NOW - timedelta(days=days, hours=hours)
+    """``days`` calendar days before today, ``hours`` (0..7) "earlier" on that day.
+
+    The views bucket by DATE(event_ts) and filter on CURRENT_TIMESTAMP, so each event stays on its
+    own UTC day and before now's time of day, whatever the hour the suite runs at: the part of the
+    day already gone is split in sevenths (``hours=0`` is now's time of day)."""
+    return MIDNIGHT - timedelta(days=days) + (NOW - MIDNIGHT) * (1 - hours / 7)
 
 
 def run(run_id: str, job: str, status: str, at: datetime, duration: float, owners: str, error: str | None = None) -> RunRecord:
@@ -53,7 +63,7 @@ def records() -> list[AuditRecord]:
     out: list[AuditRecord] = []
     for day in range(9, -1, -1):  # 9 days ago .. today
         for i in range(3):
-            at = ago(day, 6 - 2 * i) if day else NOW - timedelta(hours=3 - i)
+            at = ago(day, 6 - 2 * i) if day else ago(0, 3 - i)
             last_two = day == 0 and i >= 1
             slow = day <= 2
             out.append(
@@ -67,12 +77,12 @@ def records() -> list[AuditRecord]:
                     HOSTILE if last_two else None,
                 )
             )
-        out.append(run(f"ne-{day}", "nightly_export", "SUCCESS", ago(day, 5) if day else NOW - timedelta(hours=5), 300.0, "team:finance"))
-        out.append(run(f"hj-{day}", "healthy_job", "SUCCESS", ago(day, 4) if day else NOW - timedelta(hours=4), 20.0, "team:data-eng"))
+        out.append(run(f"ne-{day}", "nightly_export", "SUCCESS", ago(day, 5) if day else ago(0, 5), 300.0, "team:finance"))
+        out.append(run(f"hj-{day}", "healthy_job", "SUCCESS", ago(day, 4) if day else ago(0, 4), 20.0, "team:data-eng"))
         passed = day % 2 == 1
         out.append(
             AssetCheckEvaluationRecord.build(
-                event_ts=ago(day, 3) if day else NOW - timedelta(hours=2),
+                event_ts=ago(day, 3) if day else ago(0, 2),
                 run_id=f"ck-{day}",
                 asset_key="loans/fct_loans",
                 check_name="row_count_ok",
@@ -86,7 +96,7 @@ def records() -> list[AuditRecord]:
     for day, status in ((3, "pass"), (1, "pass"), (0, "fail")):
         out.append(
             DbtTestResultRecord.build(
-                event_ts=ago(day, 2) if day else NOW - timedelta(hours=1),
+                event_ts=ago(day, 2) if day else ago(0, 1),
                 invocation_id=f"inv-{day}",
                 unique_id="test.lender.unique_fct_loans_loan_id.abc",
                 test_name="unique_fct_loans_loan_id",
@@ -123,8 +133,8 @@ def decision(
 
 def alerts() -> list[AuditRecord]:
     return [
-        decision("fp-ingest", "inc-1", "opened", "new", NOW - timedelta(hours=2), "ingest_loans", ticket_key="DM-42", run_id="il-0-1"),
-        decision("fp-ingest", "inc-1", "continued", None, NOW - timedelta(hours=1), "ingest_loans", ticket_key="DM-42", run_id="il-0-2"),
+        decision("fp-ingest", "inc-1", "opened", "new", ago(0, 2), "ingest_loans", ticket_key="DM-42", run_id="il-0-1"),
+        decision("fp-ingest", "inc-1", "continued", None, ago(0, 1), "ingest_loans", ticket_key="DM-42", run_id="il-0-2"),
         decision("fp-old", "inc-0", "opened", "new", ago(5), "healthy_job"),
         decision("fp-old", "inc-0", "recovered", "recovered", ago(4), "healthy_job"),
     ]
