@@ -151,24 +151,30 @@ def send_test(config_path: str, receiver: str, transition: str, dry_run: bool, a
 
 
 @main.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML with a sources: section")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML with a sources: or actions: section"
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="port to listen on")
 def serve_cmd(config_path: str, host: str, port: int) -> None:
-    """Receive Fivetran and dbt Cloud webhooks: verify, answer, alert.
+    """Receive Fivetran and dbt Cloud webhooks (verify, answer, alert) and the cards' signed links.
 
     POST /webhooks/fivetran and /webhooks/dbt_cloud (each needs its source's webhook_secret);
-    GET /healthz. Put it behind your TLS proxy: the sources only post to https URLs."""
+    GET/POST /actions/{token} (with actions:); GET /healthz. Put it behind your TLS proxy: the
+    sources only post to https URLs."""
     config = _load(config_path)
     from .serve import PATHS, serve
 
     configured = [name for name in PATHS if getattr(config.sources, name) is not None and getattr(config.sources, name).webhook_secret]
-    if not configured:
+    if not configured and config.actions is None:
         click.echo(
-            "error: no source has a webhook_secret: add sources.fivetran.webhook_secret or sources.dbt_cloud.webhook_secret", err=True
+            "error: nothing to serve: add sources.fivetran.webhook_secret, sources.dbt_cloud.webhook_secret "
+            "or actions: (the cards' Acknowledge / Silence links)",
+            err=True,
         )
         sys.exit(2)
-    click.echo(f"dagster-monitoring serve on http://{host}:{port}: " + ", ".join(f"POST {PATHS[n]}" for n in configured), err=True)
+    paths = [f"POST {PATHS[n]}" for n in configured] + (["GET/POST /actions/{token}"] if config.actions is not None else [])
+    click.echo(f"dagster-monitoring serve on http://{host}:{port}: " + ", ".join(paths), err=True)
     serve(config, host=host, port=port)
 
 

@@ -325,3 +325,32 @@ def test_cli_console_script_adds_a_silence(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "kind=freshness" in subprocess.run([exe, "silence", "list", "--config", cfg], capture_output=True, text=True, timeout=120).stdout
+
+
+def test_consecutive_calls_share_one_read_and_own_writes_apply_at_once(tmp_path, clock):
+    router, teams, _ = routed(tmp_path, clock)
+    statements: list[str] = []
+    sa.event.listen(router.store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    for i in range(3):
+        router.process([make_event(f"e{i}", at=clock.now)], deliver=False)
+    assert sum("FROM dm_alert_silences" in s for s in statements) == 1  # read again after SILENCES_MAX_AGE
+    router.store.add_silence(
+        new_silence("s1", [("entity", "e9")], author="ana", comment="", now=clock.now, ends_at=clock.now + timedelta(hours=1))
+    )
+    router.process([make_event("e9", at=clock.now)])
+    assert sent(teams, "e9") == []  # made through the router's store: no waiting for the next read
+
+
+def test_a_silence_made_by_another_process_applies_on_the_next_read(tmp_path, clock, monkeypatch):
+    from dagster_monitoring.alerting import router as router_module
+
+    router, teams, _ = routed(tmp_path, clock)
+    router.process([make_event("warm", at=clock.now)])  # the router has read the (empty) table
+    other = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")  # the CLI
+    other.add_silence(
+        new_silence("s1", [("entity", "e1")], author="ana", comment="", now=clock.now, ends_at=clock.now + timedelta(hours=1))
+    )
+    other.dispose()
+    monkeypatch.setattr(router_module, "SILENCES_MAX_AGE", 0.0)  # as if a second had passed
+    router.process([make_event("e1", at=clock.now)])
+    assert sent(teams, "e1") == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -368,6 +369,7 @@ class SqlStateStore:
         self._problems: list[StateProblem] = []
         self._reopen_lock = threading.Lock()
         self._given_engine = engine
+        self._silences_cache: tuple[float, list[StoredSilence]] | None = None  # (monotonic time read, rows)
         self.is_sqlite = (engine.dialect.name if engine is not None else sa.engine.make_url(url).get_backend_name()) == "sqlite"
         self._engine: Engine | None = None
         try:
@@ -715,15 +717,25 @@ class SqlStateStore:
 
     # -- silences and acknowledgements ------------------------------------------------------------
 
-    def live_silences(self, conn: Connection, now: datetime) -> list[StoredSilence]:
-        """Silences and acknowledgements not expired and not ended (one query; the router's per call)."""
+    def live_silences(self, conn: Connection, now: datetime, *, max_age: float = 0.0) -> list[StoredSilence]:
+        """Silences and acknowledgements not expired and not ended (one query). ``max_age`` > 0:
+        rows read by this store less than that many seconds ago are answered again without a query
+        (the router's per call: a silence another process makes applies within ``max_age``; one
+        made or ended through this store applies at once). Callers filter by ``now`` themselves."""
+        cached = self._silences_cache
+        if max_age > 0 and cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        read_at = time.monotonic()
         sql = (
             f"SELECT id, kind, matchers, author, comment, starts_at, ends_at, created_at, expired_at, incident_id "
             f"FROM {silences.name} WHERE expired_at IS NULL AND (ends_at IS NULL OR ends_at > {_placeholder(conn)})"
         )
-        return [_silence(row) for row in conn.exec_driver_sql(sql, (_ts(now),)).all()]
+        rows = [_silence(row) for row in conn.exec_driver_sql(sql, (_ts(now),)).all()]
+        self._silences_cache = (read_at, rows)
+        return rows
 
     def add_silence(self, silence: StoredSilence, conn: Connection | None = None) -> StoredSilence:
+        self._silences_cache = None
         row = {
             "id": silence.id,
             "kind": silence.kind,
@@ -754,6 +766,7 @@ class SqlStateStore:
         """End these silences / acknowledgements now; returns the ids that were live."""
         if not ids:
             return []
+        self._silences_cache = None
         stmt = silences.update().where(silences.c.id.in_(list(ids))).where(silences.c.expired_at.is_(None)).values(expired_at=_ts(now))
         live = sa.select(silences.c.id).where(silences.c.id.in_(list(ids))).where(silences.c.expired_at.is_(None))
         if conn is not None:
@@ -768,6 +781,7 @@ class SqlStateStore:
     def acknowledge(self, ack: StoredSilence, conn: Connection) -> None:
         """Store an acknowledgement, ending earlier ones of the same fingerprint."""
         assert ack.kind == ACK and ack.fingerprint
+        self._silences_cache = None
         earlier = (
             silences.update()
             .where(silences.c.kind == ACK)
