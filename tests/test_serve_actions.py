@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -281,3 +284,46 @@ def test_the_key_is_never_logged_or_in_a_message(setup, caplog):
     assert KEY not in (setup.tmp_path / "alerts.jsonl").read_text()
     assert setup.post("/actions/forged.token").status_code == 403
     assert KEY not in caplog.text
+
+
+def test_the_cli_serves_the_links_to_another_process_router(tmp_path, monkeypatch):
+    """`dagster-monitoring serve` with only actions: (no sources), and the router of another
+    process (the daemon's sensor) on the same state DB obeys the acknowledgement."""
+    from dagster_monitoring.alerting import router as router_module
+
+    from .test_serve import _up, free_port, wait_for
+
+    data = monitoring(tmp_path)
+    data["actions"]["signing_key"] = {"env": "DM_LINK_KEY"}
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    monkeypatch.setenv("DM_LINK_KEY", KEY)
+    clock = SimClock(datetime.now(timezone.utc))  # the server checks expiry against the real clock
+    from dagster_monitoring.config import load_config
+
+    router = AlertRouter(load_config(path), clock=clock, sleep=lambda s: None)
+    router.process([make_event("loans_daily", Status.FAILING, clock.now)])
+    (message,) = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    ack = urlsplit(dict(map(tuple, message["actions"]))["Acknowledge"]).path
+
+    port = free_port()
+    env = {**os.environ, "DM_LINK_KEY": KEY, "PYTHONPATH": str(Path(__file__).parents[1])}
+    exe = Path(sys.executable).with_name("dagster-monitoring")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--config", str(path), "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(url), timeout=30)
+        assert requests.get(url + ack, timeout=10).status_code == 200
+        assert requests.post(url + ack.replace(".", ".x", 1), timeout=10).status_code == 403
+        assert requests.post(url + ack, data={"name": "Ana"}, timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert "GET/POST /actions/{token}" in err and ack.rsplit("/", 1)[1] not in err and KEY not in err
+
+    monkeypatch.setattr(router_module, "SILENCES_MAX_AGE", 0.0)  # the sensor's next tick reads them again
+    clock.advance(hours=5)
+    router.process([make_event("loans_daily", Status.FAILING, clock.now)])
+    assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1  # no reminder: acknowledged

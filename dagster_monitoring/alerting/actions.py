@@ -28,11 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .durations import Duration
 from .lifecycle import Transition
 from .notification import Notification
-from .silences import human_duration
+from .silences import ACK, SILENCE, human_duration
 from .transports._config import SecretValue
 
-ACK, SILENCE = "ack", "silence"
-ACTIONS = (ACK, SILENCE)
+ACTIONS = (ACK, SILENCE)  # what a link does: acknowledge the incidents, or silence them
 MAX_LINK_INCIDENTS = 10  # a bigger group gets no action buttons (its URL would not fit a card); use the CLI
 MAX_TOKEN_CHARS = 4096
 MIN_KEY_CHARS = 32

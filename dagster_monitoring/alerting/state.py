@@ -275,7 +275,7 @@ once_sends = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),  # e.g. the Message-ID
 )
 
-# Silences and acknowledgements (see :mod:`.silences`): one row each, read once per router call
+# Silences and acknowledgements (see :mod:`.silences`): one row each, read by the router at most once per call
 # (the rows not expired and not ended; ``ends_at`` NULL: an acknowledgement). Created if missing,
 # like every table here, so a state DB of an earlier version gains it on its next open.
 silences = sa.Table(
