@@ -27,8 +27,8 @@ message as they did per notification. Ticket receivers are not grouped: a ticket
 incident (its idempotency key, its comments and its closing are per incident), so closing "the
 group's ticket" when only some members recovered would be wrong.
 
-**Group wait** (``group_wait``, Alertmanager's): alerts of one run often arrive over several
-ticks (a check fails mid-run, the run fails at its end). With a wait, a group's first message is
+**Group wait** (``group_wait``, Alertmanager's): a group's members can arrive over several router
+calls (``group_by: [owner]`` across runs, webhooks one request each). With a wait, a group's first message is
 held in the state DB (:class:`HeldGroup`, in the router's transaction, so a crash loses nothing)
 for ``group_wait`` after its first member; members that arrive meanwhile join it; the first router
 call after the wait sends it as one message. A member seen twice keeps its latest notification;

@@ -164,8 +164,8 @@ class PolicyConfig(_Strict):
     group_wait: Duration = Field(
         default=timedelta(0),
         description=(
-            "hold a group's first message this long after its first member (Alertmanager's group_wait), so alerts of "
-            "one run that arrive over several ticks (a check mid-run, the run's failure at its end) are one message; "
+            "hold a group's first message this long after its first member (Alertmanager's group_wait), so members that "
+            "arrive in later calls (runs of one owner ending minutes apart, webhooks one request each) join it; "
             "sent by the first router call after it (the next sensor tick). 0s: each call's notifications are sent at once"
         ),
     )
