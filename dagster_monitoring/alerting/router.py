@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
-from .grouping import Inhibitors, fold_inhibited, group_notifications
+from .grouping import Inhibitors, fold_inhibited, group_notifications, hold_groups
 from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due, recovery_links
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
@@ -28,6 +29,9 @@ from .state import SqlStateStore
 from .state_health import StateStoreError
 from .transports import build_transports
 from .transports.base import Transport
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 _log = get_logger(__name__)
 
@@ -110,6 +114,7 @@ class AlertRouter:
         self.on_decision = on_decision
         self.on_delivery = on_delivery
         self.fallback = FallbackNotifier(config, self.transports, clock, sleep=sleep or time.sleep)
+        self._may_hold = True  # the state DB may hold groups (group_wait now, or before a restart with 0s)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -158,7 +163,7 @@ class AlertRouter:
                 states[fp] = changed[fp] = state
             self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
             self.store.save(conn, list(changed.values()), now)
-            result.notifications = self._messages(result)
+            result.notifications = self._messages(result, conn, now)
             self.store.enqueue(conn, result.notifications)
         self._emit_decisions(result.decisions)
         if deliver:
@@ -190,15 +195,31 @@ class AlertRouter:
 
     # -- the chain ---------------------------------------------------------------------------
 
-    def _messages(self, result: RouterResult) -> list[Notification]:
+    def _messages(self, result: RouterResult, conn: Connection, now: datetime) -> list[Notification]:
         """The call's notifications as messages: inhibited ones folded into their upstream's, then
-        grouped per receiver and group key (never for ticket receivers)."""
+        grouped per receiver and group key (never for ticket receivers), held for ``group_wait``
+        when one is set (groups held earlier are sent once their wait is over)."""
         notifications = fold_inhibited(result.notifications, result.inhibited)
-        fields = self.config.policy.grouped_by
+        policy = self.config.policy
+        fields = policy.grouped_by
+        transports = self.transports
+
+        def groupable(name: str) -> bool:
+            return not getattr(transports.get(name), "opens_tickets", False)
+
+        waiting = bool(policy.group_wait and fields)
+        if waiting or self._may_hold:
+            held = self.store.held_groups(conn)
+            if held or waiting:
+                wait = hold_groups(notifications, held, fields, groupable, now, policy.group_wait if fields else timedelta(0))
+                self.store.save_held_groups(conn, wait.held, wait.released)
+                # with group_wait off, groups held before keep being read (and sent) until none is left
+                self._may_hold = waiting or len(held) > len(wait.released) or bool(wait.held)
+                return wait.messages
+            self._may_hold = False
         if not fields or len(notifications) < 2:
             return notifications
-        transports = self.transports
-        return group_notifications(notifications, fields, lambda name: not getattr(transports.get(name), "opens_tickets", False))
+        return group_notifications(notifications, fields, groupable)
 
     def _apply(
         self,
