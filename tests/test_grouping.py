@@ -241,3 +241,81 @@ def test_the_audit_trail_records_a_delivery_per_member(tmp_path, clock):
     assert len(result.deliveries) == 1
     rows = delivery_records(result.deliveries)
     assert len(rows) == 6 and len({r.fingerprint for r in rows}) == 6 and all(r.delivered for r in rows)
+
+
+# -- group_wait --------------------------------------------------------------------------------------
+
+
+def test_group_wait_holds_a_runs_first_message_so_members_from_later_ticks_join_it(tmp_path, clock):
+    teams, jira = RecordingTransport("teams"), TicketingTransport("jira")
+    router = router_for(tmp_path, clock, teams, jira, policy={"group_wait": "60s", "inhibition": False})
+    first = router.process([check("stg_loans", "not_null", at=clock.now, run_id="r1", severity=Severity.CRITICAL)])
+    assert teams.delivered == [] and first.notifications == [n for n in first.notifications if n.receiver == "jira"]
+    assert len(jira.delivered) == 1  # tickets follow their incident at once, never held
+
+    clock.advance(seconds=20)  # the run's failure, a tick later, and another run's
+    router.process([make_event("lender_daily", at=clock.now, run_id="r1"), make_event("partner_import", at=clock.now, run_id="r2")])
+    assert teams.delivered == []
+    clock.advance(seconds=30)
+    assert router.tick().deliveries == [] and teams.delivered == []  # r1's wait (60 s) is not over
+
+    clock.advance(seconds=11)  # 61 s after r1's first alert: r1's message, both members; r2 waits until 80 s
+    router.tick()
+    assert len(teams.delivered) == 1
+    message = teams.delivered[0]
+    assert [m.event.entity for m in message.group] == ["stg_loans:not_null", "lender_daily"]
+    assert all(m.transition is Transition.NEW for m in message.group) and message.severity is Severity.CRITICAL
+    clock.advance(seconds=20)
+    router.tick()
+    assert [n.event.entity for n in teams.delivered[1:]] == ["partner_import"]
+    assert router.tick().deliveries == [] and len(teams.delivered) == 2 and len(jira.delivered) == 3
+
+
+def test_a_held_group_survives_a_restart_and_is_sent_by_the_next_process(tmp_path, clock):
+    teams = RecordingTransport("teams")
+    router_for(tmp_path, clock, teams, policy={"group_wait": "1m"}).process(one_bad_run(clock.now))
+    assert teams.delivered == []
+    clock.advance(minutes=2)
+    again = RecordingTransport("teams")
+    router_for(tmp_path, clock, again, policy={"group_wait": "1m"}).tick()
+    assert len(again.delivered) == 1 and len(again.delivered[0].group) == 2 and len(again.delivered[0].also_affected) == 4
+    # turned off while a group is held: it is still sent when its wait is over
+    router_for(tmp_path, clock, teams, policy={"group_wait": "1m"}).process([make_event("job_x", at=clock.now, run_id="r9")])
+    off = RecordingTransport("teams")
+    router = router_for(tmp_path, clock, off)
+    router.tick()
+    assert off.delivered == []
+    clock.advance(minutes=1)
+    router.tick()
+    assert [n.event.entity for n in off.delivered] == ["job_x"]
+
+
+def test_an_alert_that_fails_and_recovers_inside_group_wait_is_never_sent_but_a_heard_one_recovers(tmp_path, clock):
+    teams = RecordingTransport("teams")
+    router = router_for(tmp_path, clock, teams, policy={"group_wait": "5m"})
+    router.process([make_event("flaky_job", at=clock.now, run_id="r1")])
+    clock.advance(minutes=1)
+    router.process([make_event("flaky_job", Status.PASSING, clock.now, run_id="r2")])
+    clock.advance(minutes=5)
+    router.tick()
+    assert teams.delivered == []
+    assert router.incident("flaky_job") is None or router.incident("flaky_job").phase is not Phase.FAILING
+
+    router.process([make_event("steady_job", at=clock.now, run_id="r3")])
+    clock.advance(minutes=6)
+    router.tick()
+    clock.advance(minutes=1)
+    router.process([make_event("steady_job", Status.PASSING, clock.now, run_id="r4")])
+    clock.advance(minutes=6)
+    router.tick()
+    assert [(n.event.entity, n.transition) for n in teams.delivered] == [
+        ("steady_job", Transition.NEW),
+        ("steady_job", Transition.RECOVERED),
+    ]
+
+
+@pytest.mark.parametrize(("wait", "message"), [("2h", "at most 1h"), (-5, "cannot be negative"), ("soon", "invalid duration")])
+def test_invalid_group_wait_fails_at_load_naming_the_field(wait, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"policy": {"group_wait": wait}})
+    assert "policy.group_wait" in str(info.value) and message in str(info.value)

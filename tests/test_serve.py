@@ -215,6 +215,29 @@ def test_end_to_end_a_connector_fails_once_is_suppressed_then_recovers_once(tmp_
     assert FT_SECRET not in caplog.text and FT_SECRET not in json.dumps(sent)
 
 
+@pytest.mark.parametrize(("wait", "messages"), [("1s", 1), ("0s", 3)])
+def test_group_wait_makes_webhooks_of_separate_requests_one_message(tmp_path, wait, messages):
+    """Three connectors fail in three requests, 0.2 s apart: with group_by [source] and a 1 s
+    group_wait the receiver gets one message listing all three; without a wait, three."""
+    with LocalHTTPServer(default=Response(204)) as hook:
+        data = monitoring(tmp_path, hook.url("/alerts"))
+        data["policy"].update(group_by=["source"], group_wait=wait)
+        app = build_app(config_from_dict(data), tick_interval=0.1, delivery_interval=0.1)
+        with ServerThread(app) as server, requests.Session() as http:
+            for i, name in enumerate(("warehouse_pg", "crm", "billing")):
+                body = sync_end("FAILURE", i, connector=name)
+                assert http.post(server.url("/webhooks/fivetran"), data=body, headers=ft_headers(body), timeout=5).status_code == 200
+                time.sleep(0.2)
+            if messages == 1:
+                assert hook.requests == []  # the group is still waiting
+            wait_for(lambda: len(hook.requests) >= messages)
+            time.sleep(0.5)
+        sent = [r.json for r in hook.settled()]
+    assert len(sent) == messages
+    entities = [e for m in sent for e in (m["event"]["entity"], *(n["event"]["entity"] for n in m.get("members") or ()))]
+    assert entities == ["warehouse_pg", "crm", "billing"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -354,3 +354,22 @@ def test_a_silence_made_by_another_process_applies_on_the_next_read(tmp_path, cl
     monkeypatch.setattr(router_module, "SILENCES_MAX_AGE", 0.0)  # as if a second had passed
     router.process([make_event("e1", at=clock.now)])
     assert sent(teams, "e1") == []
+
+
+def test_a_group_held_for_group_wait_gets_links_for_every_member_when_sent(tmp_path, clock):
+    from dagster_monitoring.alerting.actions import verify_token
+
+    key = "k3y-for-the-links-9f8e7d6c5b4a39281706"
+    policy = {"repeat_interval": "4h", "flap_window": "0s", "group_by": ["run_id"], "group_wait": "60s"}
+    router, teams, _ = routed(tmp_path, clock, policy=policy, actions={"base_url": "https://alerts.example.com", "signing_key": key})
+    router.process([make_event("a", at=clock.now, run_id="r1")])
+    clock.advance(seconds=20)
+    router.process([make_event("b", at=clock.now, run_id="r1")])
+    assert teams.delivered == []  # held
+    clock.advance(seconds=41)
+    router.tick()
+    (message,) = teams.delivered
+    assert [title for title, _ in message.actions] == ["Acknowledge all 2", "Silence all 2 for 4 h"]
+    token = verify_token(key, message.actions[0][1].rsplit("/", 1)[1], clock.now)
+    assert sorted(fp for fp, _ in token.incidents) == ["dagster:run:a", "dagster:run:b"]
+    assert token.expires_at == (clock.now + timedelta(days=7)).replace(microsecond=0)  # from when it was sent

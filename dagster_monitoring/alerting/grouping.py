@@ -26,13 +26,21 @@ same group key become one message (the most severe member leads; the others ride
 message as they did per notification. Ticket receivers are not grouped: a ticket follows one
 incident (its idempotency key, its comments and its closing are per incident), so closing "the
 group's ticket" when only some members recovered would be wrong.
+
+**Group wait** (``group_wait``, Alertmanager's): a group's members can arrive over several router
+calls (``group_by: [owner]`` across runs, webhooks one request each). With a wait, a group's first message is
+held in the state DB (:class:`HeldGroup`, in the router's transaction, so a crash loses nothing)
+for ``group_wait`` after its first member; members that arrive meanwhile join it; the first router
+call after the wait sends it as one message. A member seen twice keeps its latest notification;
+one that failed and recovered inside the wait is dropped (nobody heard it fail).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from .events import AlertEvent, Severity, short_hash
 from .lifecycle import Transition
@@ -153,6 +161,82 @@ def merge(members: Sequence[Notification]) -> Notification:
     return replace(lead, key=f"group:{digest}:{lead.receiver}", members=others, also_affected=affected)
 
 
+@dataclass
+class HeldGroup:
+    """A group's first message waiting out ``group_wait`` (a row of the state DB)."""
+
+    receiver: str
+    key: str  # the group key's values, as JSON
+    opened_at: datetime
+    due_at: datetime
+    members: list[Notification] = field(default_factory=list)
+
+    @property
+    def slot(self) -> tuple[str, str]:
+        return (self.receiver, self.key)
+
+
+@dataclass
+class GroupWaitResult:
+    messages: list[Notification]  # to queue now: ungroupable ones, and the groups whose wait is over
+    held: list[HeldGroup]  # groups still waiting, new or with new members (to store)
+    released: list[tuple[str, str]]  # stored groups sent now (to delete)
+
+
+def _absorb(members: list[Notification], n: Notification) -> None:
+    """Add ``n`` to a held group: an incident already there keeps its latest notification (a
+    first announcement stays NEW), and one that recovers before it was ever sent leaves."""
+    for i, m in enumerate(members):
+        if m.incident.incident_id != n.incident.incident_id:
+            continue
+        if m.transition is Transition.NEW:
+            if n.transition is Transition.RECOVERED:
+                del members[i]
+                return
+            n = replace(n, transition=Transition.NEW)
+        members[i] = n
+        return
+    members.append(n)
+
+
+def hold_groups(
+    notifications: Sequence[Notification],
+    held: dict[tuple[str, str], HeldGroup],
+    fields: Sequence[str],
+    groupable: Callable[[str], bool],
+    now: datetime,
+    wait: timedelta,
+) -> GroupWaitResult:
+    """Apply ``group_wait``: groupable notifications join their (receiver, group key)'s held group
+    (opened now when there is none), and every group whose wait is over becomes one message."""
+    messages: list[Notification] = []
+    touched: dict[tuple[str, str], HeldGroup] = {}
+    for n in notifications:
+        key = group_key(n.event, fields) if fields and groupable(n.receiver) else None
+        if key is None:
+            messages.append(n)
+            continue
+        slot = (n.receiver, json.dumps(key, separators=(",", ":")))
+        group = touched.get(slot)
+        if group is None:
+            stored = held.get(slot)
+            group = (
+                HeldGroup(stored.receiver, stored.key, stored.opened_at, stored.due_at, list(stored.members))
+                if stored
+                else HeldGroup(n.receiver, slot[1], now, now + wait)
+            )
+            touched[slot] = group
+        _absorb(group.members, n)
+    groups = {**held, **touched}
+    released = [slot for slot, g in groups.items() if g.due_at <= now]
+    messages.extend(merge(groups[slot].members) for slot in released if groups[slot].members)
+    return GroupWaitResult(
+        messages,
+        [g for slot, g in touched.items() if g.due_at > now],
+        [slot for slot in released if slot in held],
+    )
+
+
 def expand(notification: Notification) -> list[Notification]:
     """The members a message stands for (the audit trail records a delivery per incident)."""
     return [replace(m, members=(), also_affected=()) if m is notification else m for m in notification.group]
@@ -161,10 +245,13 @@ def expand(notification: Notification) -> list[Notification]:
 __all__: Sequence[str] = [
     "ASSET_TAG",
     "UPSTREAM_TAG",
+    "GroupWaitResult",
+    "HeldGroup",
     "Inhibitors",
     "expand",
     "fold_inhibited",
     "group_notifications",
+    "hold_groups",
     "merge",
     "upstream_of",
     "upstream_tag",

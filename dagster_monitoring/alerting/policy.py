@@ -167,6 +167,14 @@ class PolicyConfig(_Strict):
             "a notification missing one of them is sent alone; []: no grouping. Ticket receivers are never grouped"
         ),
     )
+    group_wait: Duration = Field(
+        default=timedelta(0),
+        description=(
+            "hold a group's first message this long after its first member (Alertmanager's group_wait), so members that "
+            "arrive in later calls (runs of one owner ending minutes apart, webhooks one request each) join it; "
+            "sent by the first router call after it (the next sensor tick). 0s: each call's notifications are sent at once"
+        ),
+    )
     inhibition: bool = Field(
         default=True,
         description=(
@@ -189,6 +197,13 @@ class PolicyConfig(_Strict):
             if name in seen:
                 raise ValueError(f"group_by names {name!r} twice")
             seen.add(name)
+        return value
+
+    @field_validator("group_wait")
+    @classmethod
+    def _short_wait(cls, value: timedelta) -> timedelta:
+        if value > timedelta(hours=1):
+            raise ValueError("group_wait delays every grouped alert; keep it at most 1h (30s-5m is usual)")
         return value
 
     @property

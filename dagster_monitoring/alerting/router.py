@@ -12,14 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from .actions import ActionLinks
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
-from .grouping import Inhibitors, fold_inhibited, group_notifications
+from .grouping import Inhibitors, fold_inhibited, group_notifications, hold_groups
 from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due, recovery_links
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
@@ -30,6 +31,9 @@ from .state import SqlStateStore
 from .state_health import StateStoreError
 from .transports import build_transports
 from .transports.base import Transport
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 _log = get_logger(__name__)
 
@@ -117,6 +121,7 @@ class AlertRouter:
         self.on_delivery = on_delivery
         self.fallback = FallbackNotifier(config, self.transports, clock, sleep=sleep or time.sleep)
         self.action_links = ActionLinks(config.actions) if config.actions is not None else None
+        self._may_hold = True  # the state DB may hold groups (group_wait now, or before a restart with 0s)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -170,7 +175,7 @@ class AlertRouter:
             if stored.acks:  # an acknowledgement ends with its incident
                 ended = [a.id for fp, a in stored.acks.items() if fp in changed and _ack_ended(changed[fp], a.incident_id)]
                 self.store.expire_silences(ended, now, conn)
-            result.notifications = self._messages(result, now)
+            result.notifications = self._messages(result, conn, now)
             self.store.enqueue(conn, result.notifications)
         self._emit_decisions(result.decisions)
         if deliver:
@@ -202,28 +207,46 @@ class AlertRouter:
 
     # -- the chain ---------------------------------------------------------------------------
 
-    def _messages(self, result: RouterResult, now: datetime) -> list[Notification]:
+    def _messages(self, result: RouterResult, conn: Connection, now: datetime) -> list[Notification]:
         """The call's notifications as messages: inhibited ones folded into their upstream's, then
-        grouped per receiver and group key (never for ticket receivers); failing messages get the
-        signed Acknowledge / Silence links when ``actions`` is configured (not tickets)."""
+        grouped per receiver and group key (never for ticket receivers), held for ``group_wait``
+        when one is set (groups held earlier are sent once their wait is over); failing messages
+        get the signed Acknowledge / Silence links when ``actions`` is configured (not tickets)."""
         notifications = fold_inhibited(result.notifications, result.inhibited)
-        fields = self.config.policy.grouped_by
         transports = self.transports
 
         def groupable(name: str) -> bool:
             return not getattr(transports.get(name), "opens_tickets", False)
 
-        if fields and len(notifications) >= 2:
-            notifications = group_notifications(notifications, fields, groupable)
+        messages = self._grouped(notifications, conn, now, groupable)
         links = self.action_links
-        if links is not None:
-            notifications = [
+        if links is not None:  # made when sent, so a held group's links act on all of its members
+            messages = [
                 n
                 if n.transition is Transition.RECOVERED or not groupable(n.receiver)
                 else replace(n, actions=links.for_notification(n, now))
-                for n in notifications
+                for n in messages
             ]
-        return notifications
+        return messages
+
+    def _grouped(
+        self, notifications: list[Notification], conn: Connection, now: datetime, groupable: Callable[[str], bool]
+    ) -> list[Notification]:
+        policy = self.config.policy
+        fields = policy.grouped_by
+        waiting = bool(policy.group_wait and fields)
+        if waiting or self._may_hold:
+            held = self.store.held_groups(conn)
+            if held or waiting:
+                wait = hold_groups(notifications, held, fields, groupable, now, policy.group_wait if fields else timedelta(0))
+                self.store.save_held_groups(conn, wait.held, wait.released)
+                # with group_wait off, groups held before keep being read (and sent) until none is left
+                self._may_hold = waiting or len(held) > len(wait.released) or bool(wait.held)
+                return wait.messages
+            self._may_hold = False
+        if not fields or len(notifications) < 2:
+            return notifications
+        return group_notifications(notifications, fields, groupable)
 
     def _apply(
         self,

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .events import AlertEvent, Severity, Status
+from .grouping import HeldGroup
 from .lifecycle import IncidentState, Phase, ReceiverMark, Transition
 from .notification import Notification
 from .redact import describe_error
@@ -250,6 +251,18 @@ outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Index("ix_dm_alert_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_dm_alert_outbox_order", "receiver", "incident_id", "status"),
+)
+
+# Groups waiting out policy.group_wait (see grouping.HeldGroup): written in the router's transaction,
+# so members held when a process dies are sent by the next one.
+group_holds = sa.Table(
+    "dm_alert_group_holds",
+    metadata,
+    sa.Column("receiver", sa.String(64), primary_key=True),
+    sa.Column("group_key", sa.String(400), primary_key=True),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("members", sa.Text, nullable=False),  # JSON list of Notification.to_dict()
 )
 
 heartbeats = sa.Table(
@@ -665,6 +678,47 @@ class SqlStateStore:
             for u in updates
         ]
         conn.execute(stmt, rows)
+
+    # -- groups held for group_wait ------------------------------------------------------------
+
+    def held_groups(self, conn: Connection) -> dict[tuple[str, str], HeldGroup]:
+        """Every group still waiting (a handful: those opened within the last ``group_wait``)."""
+        rows = conn.execute(sa.select(group_holds)).all()
+        groups = (
+            HeldGroup(
+                r.receiver,
+                r.group_key,
+                cast(datetime, _from_ts(r.opened_at)),
+                cast(datetime, _from_ts(r.due_at)),
+                [Notification.from_dict(m) for m in json.loads(r.members)],
+            )
+            for r in rows
+        )
+        return {g.slot: g for g in groups}
+
+    def save_held_groups(self, conn: Connection, held: Sequence[HeldGroup], released: Sequence[tuple[str, str]]) -> None:
+        """Store groups that are (still) waiting and drop the ones just sent, in the caller's transaction."""
+        for receiver, key in released:
+            conn.execute(group_holds.delete().where(group_holds.c.receiver == receiver).where(group_holds.c.group_key == key))
+        if not held:
+            return
+        insert = self._insert(group_holds)
+        rows = [
+            {
+                "receiver": g.receiver,
+                "group_key": g.key,
+                "opened_at": _ts(g.opened_at),
+                "due_at": _ts(g.due_at),
+                "members": to_json([m.to_dict() for m in g.members]),
+            }
+            for g in held
+        ]
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[group_holds.c.receiver, group_holds.c.group_key], set_={"members": insert.excluded.members}
+            ),
+            rows,
+        )
 
     # -- heartbeats (who watches the watchers) --------------------------------------------------
 
