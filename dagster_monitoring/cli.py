@@ -136,6 +136,13 @@ def send_test(config_path: str, receiver: str, transition: str, dry_run: bool, a
         sys.exit(2)
     transport = build_transports([receiver_config])[receiver]
     notification = sample_notification(receiver, Transition(transition), base_url=config.dagster_base_url or "http://localhost:3000")
+    if config.actions is not None and notification.transition is not Transition.RECOVERED:
+        from dataclasses import replace
+
+        from .alerting.actions import ActionLinks
+
+        # real signed links on the sample incident: opening one checks the proxy path to serve
+        notification = replace(notification, actions=ActionLinks(config.actions).for_notification(notification, notification.created_at))
     if dry_run:
         payload = transport.render(notification)
         click.echo(payload if isinstance(payload, str) else json.dumps(payload, indent=2, ensure_ascii=False))

@@ -373,3 +373,25 @@ def test_a_group_held_for_group_wait_gets_links_for_every_member_when_sent(tmp_p
     token = verify_token(key, message.actions[0][1].rsplit("/", 1)[1], clock.now)
     assert sorted(fp for fp, _ in token.incidents) == ["dagster:run:a", "dagster:run:b"]
     assert token.expires_at == (clock.now + timedelta(days=7)).replace(microsecond=0)  # from when it was sent
+
+
+def test_send_test_shows_the_links_when_actions_are_configured(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("DM_TEST_HOOK", "http://127.0.0.1:9/workflows/x?sig=cli-secret-123")
+    monkeypatch.setenv("DM_LINK_KEY", "k3y-for-the-links-9f8e7d6c5b4a39281706")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "receivers: [{name: teams, type: teams, webhook_url: {env: DM_TEST_HOOK}}]\n"
+        "actions: {base_url: 'https://alerts.example.com', signing_key: {env: DM_LINK_KEY}}\n"
+    )
+    result = CliRunner().invoke(main, ["send-test", "--config", str(path), "--receiver", "teams", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    buttons = json.loads(result.output)["attachments"][0]["content"]["actions"]
+    assert [b["title"] for b in buttons][-2:] == ["Acknowledge", "Silence 4 h"]
+    assert all(b["url"].startswith("https://alerts.example.com/actions/") for b in buttons[-2:])
+    assert "k3y-for-the-links" not in result.output
+    recovered = CliRunner().invoke(
+        main, ["send-test", "--config", str(path), "--receiver", "teams", "--dry-run", "--transition", "recovered"]
+    )
+    assert "/actions/" not in recovered.output
