@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from dagster_monitoring.alerting import SqlStateStore, Status, Transition
 from dagster_monitoring.alerting.silences import SilenceError, new_ack, new_silence, parse_matcher
+from dagster_monitoring.audit.alert_records import decision_records
 from dagster_monitoring.cli import main
 
 from .helpers.factories import make_event, make_router
@@ -195,6 +196,8 @@ def test_an_ack_stops_reminders_of_its_incident_until_it_recovers(tmp_path, cloc
     assert sent(teams, "b") == ["new", "reminder", "reminder", "reminder"]
     acked = [d for d in decisions if d.fingerprint == "dagster:run:a" and d.silenced_by]
     assert [d.transition for d in acked] == [Transition.REMINDER] * 3 and acked[0].silenced_by == "acknowledged by ana: on it"
+    rows = [r for r in decision_records(decisions) if r.silenced_by]  # the audit trail's alert_notifications rows
+    assert [(r.fingerprint, r.transition, r.silenced_by) for r in rows] == [("dagster:run:a", "reminder", "acknowledged by ana: on it")] * 3
     clock.advance(minutes=5)
     router.process([make_event("a", Status.PASSING, at=clock.now)])
     assert sent(teams, "a") == ["new", "recovered"]  # the recovery is still announced
