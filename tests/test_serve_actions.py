@@ -7,9 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -291,7 +288,7 @@ def test_the_cli_serves_the_links_to_another_process_router(tmp_path, monkeypatc
     process (the daemon's sensor) on the same state DB obeys the acknowledgement."""
     from dagster_monitoring.alerting import router as router_module
 
-    from .test_serve import _up, free_port, wait_for
+    from .test_serve import ServeProcess
 
     data = monitoring(tmp_path)
     data["actions"]["signing_key"] = {"env": "DM_LINK_KEY"}
@@ -306,21 +303,11 @@ def test_the_cli_serves_the_links_to_another_process_router(tmp_path, monkeypatc
     (message,) = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     ack = urlsplit(dict(map(tuple, message["actions"]))["Acknowledge"]).path
 
-    port = free_port()
-    env = {**os.environ, "DM_LINK_KEY": KEY, "PYTHONPATH": str(Path(__file__).parents[1])}
-    exe = Path(sys.executable).with_name("dagster-monitoring")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--config", str(path), "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), timeout=30)
-        assert requests.get(url + ack, timeout=10).status_code == 200
-        assert requests.post(url + ack.replace(".", ".x", 1), timeout=10).status_code == 403
-        assert requests.post(url + ack, data={"name": "Ana"}, timeout=10).status_code == 200
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
+    with ServeProcess(path, {"DM_LINK_KEY": KEY}) as server:
+        assert requests.get(server.url + ack, timeout=10).status_code == 200
+        assert requests.post(server.url + ack.replace(".", ".x", 1), timeout=10).status_code == 403
+        assert requests.post(server.url + ack, data={"name": "Ana"}, timeout=10).status_code == 200
+    err = server.stderr
     assert "GET/POST /actions/{token}" in err and ack.rsplit("/", 1)[1] not in err and KEY not in err
 
     monkeypatch.setattr(router_module, "SILENCES_MAX_AGE", 0.0)  # the sensor's next tick reads them again

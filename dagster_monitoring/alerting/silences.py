@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .events import AlertEvent, Severity
+from .events import AlertEvent
 
 SILENCE, ACK = "silence", "ack"
 
@@ -77,8 +77,6 @@ class StoredSilence:
     created_at: datetime
     expired_at: datetime | None = None
     incident_id: str | None = None  # acknowledgements: the incident it belongs to
-
-    min_severity = Severity.WARN  # what MatchCache's callers may read; a stored silence matches every severity
 
     @property
     def tags(self) -> dict[str, str]:
