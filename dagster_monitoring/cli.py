@@ -9,7 +9,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from .audit.read import LAYOUTS, TABLE_LAYOUT, read_view, utc
 from .config import MonitoringConfig, load_config
 
 if TYPE_CHECKING:
+    from .alerting.state import SqlStateStore
     from .audit.trail import AuditTrail
 
 
@@ -135,6 +136,13 @@ def send_test(config_path: str, receiver: str, transition: str, dry_run: bool, a
         sys.exit(2)
     transport = build_transports([receiver_config])[receiver]
     notification = sample_notification(receiver, Transition(transition), base_url=config.dagster_base_url or "http://localhost:3000")
+    if config.actions is not None and notification.transition is not Transition.RECOVERED:
+        from dataclasses import replace
+
+        from .alerting.actions import ActionLinks
+
+        # real signed links on the sample incident: opening one checks the proxy path to serve
+        notification = replace(notification, actions=ActionLinks(config.actions).for_notification(notification, notification.created_at))
     if dry_run:
         payload = transport.render(notification)
         click.echo(payload if isinstance(payload, str) else json.dumps(payload, indent=2, ensure_ascii=False))
@@ -150,24 +158,30 @@ def send_test(config_path: str, receiver: str, transition: str, dry_run: bool, a
 
 
 @main.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML with a sources: section")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="monitoring YAML with a sources: or actions: section"
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="port to listen on")
 def serve_cmd(config_path: str, host: str, port: int) -> None:
-    """Receive Fivetran and dbt Cloud webhooks: verify, answer, alert.
+    """Receive Fivetran and dbt Cloud webhooks (verify, answer, alert) and the cards' signed links.
 
     POST /webhooks/fivetran and /webhooks/dbt_cloud (each needs its source's webhook_secret);
-    GET /healthz. Put it behind your TLS proxy: the sources only post to https URLs."""
+    GET/POST /actions/{token} (with actions:); GET /healthz. Put it behind your TLS proxy: the
+    sources only post to https URLs."""
     config = _load(config_path)
     from .serve import PATHS, serve
 
     configured = [name for name in PATHS if getattr(config.sources, name) is not None and getattr(config.sources, name).webhook_secret]
-    if not configured:
+    if not configured and config.actions is None:
         click.echo(
-            "error: no source has a webhook_secret: add sources.fivetran.webhook_secret or sources.dbt_cloud.webhook_secret", err=True
+            "error: nothing to serve: add sources.fivetran.webhook_secret, sources.dbt_cloud.webhook_secret "
+            "or actions: (the cards' Acknowledge / Silence links)",
+            err=True,
         )
         sys.exit(2)
-    click.echo(f"dagster-monitoring serve on http://{host}:{port}: " + ", ".join(f"POST {PATHS[n]}" for n in configured), err=True)
+    paths = [f"POST {PATHS[n]}" for n in configured] + (["GET/POST /actions/{token}"] if config.actions is not None else [])
+    click.echo(f"dagster-monitoring serve on http://{host}:{port}: " + ", ".join(paths), err=True)
     serve(config, host=host, port=port)
 
 
@@ -188,6 +202,134 @@ def watch_cmd(config_path: str, workspace: str | None, once: bool, interval: flo
     from .watch import run_watch
 
     run_watch(config, workspace=workspace, once=once, interval=interval, echo=click.echo)
+
+
+@main.group("silence")
+def silence() -> None:
+    """Silences and acknowledgements kept in the alert state DB (the one the config's state: names)."""
+
+
+_state_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="monitoring YAML whose state: is used (default: SQLite under $DAGSTER_HOME or ./.dagster_monitoring)",
+)
+
+
+def _state_store(config_path: str | None) -> SqlStateStore:
+    """The alert state DB of ``config_path`` (its other secrets need not be set here)."""
+    from .alerting.config import StateConfig
+    from .alerting.state import SqlStateStore
+
+    state = StateConfig()
+    if config_path:
+        missing: list[str] = []
+        state = _load(config_path, missing).state
+        if state.url is not None and state.url.get_secret_value().startswith("unset-"):
+            click.echo(f"error: state.url: environment variable {state.url.get_secret_value()[6:]} is not set (or empty)", err=True)
+            sys.exit(2)
+    return SqlStateStore(state.sqlalchemy_url(), lock_timeout=state.lock_timeout.total_seconds())
+
+
+def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
+    from .alerting.durations import parse_duration
+
+    if (duration is None) == (until is None):
+        raise click.UsageError("give exactly one of --duration (e.g. 4h) and --until (e.g. 2026-12-01T18:00:00Z)")
+    if duration is not None:
+        try:
+            delta = parse_duration(duration)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--duration") from None
+        if delta.total_seconds() <= 0:
+            raise click.BadParameter("must be longer than 0s", param_hint="--duration")
+        return now + delta
+    assert until is not None
+    try:
+        ends = datetime.fromisoformat(until.replace("Z", "+00:00") if until.endswith("Z") else until)
+    except ValueError:
+        raise click.BadParameter(f"{until!r} is not an ISO time, e.g. 2026-12-01T18:00:00Z", param_hint="--until") from None
+    if ends.tzinfo is None:
+        raise click.BadParameter(f"{until!r} has no timezone; add Z or +01:00", param_hint="--until")
+    if ends <= now:
+        raise click.BadParameter(f"{until!r} is not in the future", param_hint="--until")
+    return ends
+
+
+@silence.command("add")
+@click.option(
+    "--match",
+    "matches",
+    multiple=True,
+    required=True,
+    help="key=value, repeatable, all must hold: fingerprint, entity, kind, source, owner, tags.NAME",
+)
+@click.option("--duration", help="how long, e.g. 4h, 30m, 2d")
+@click.option("--until", help="when it ends, ISO with timezone, e.g. 2026-12-01T18:00:00Z")
+@click.option("--author", required=True, help="who silences it (e-mail or name)")
+@click.option("--comment", required=True, help="why (shown in the audit trail's silenced_by)")
+@_state_config_option
+def silence_add(
+    matches: tuple[str, ...], duration: str | None, until: str | None, author: str, comment: str, config_path: str | None
+) -> None:
+    """Silence matching incidents: no new, reminder or escalation messages while it lasts (recorded all the same)."""
+    import secrets
+
+    from .alerting.silences import SilenceError, new_silence, parse_matcher
+
+    now = datetime.now(timezone.utc)
+    ends = _until(duration, until, now)
+    try:
+        matchers = [parse_matcher(m) for m in matches]
+        made = new_silence(secrets.token_hex(5), matchers, author=author, comment=comment, now=now, ends_at=ends)
+    except SilenceError as exc:
+        raise click.UsageError(str(exc)) from None
+    store = _state_store(config_path)
+    try:
+        store.add_silence(made)
+    finally:
+        store.dispose()
+    click.echo(f"silence {made.id} until {_cell(made.ends_at)} UTC: {made.describe_matchers()}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="also the expired and ended ones")
+@_state_config_option
+def silence_list(show_all: bool, config_path: str | None) -> None:
+    """The silences and acknowledgements in force (with --all: every one ever made)."""
+    now = datetime.now(timezone.utc)
+    store = _state_store(config_path)
+    try:
+        rows = store.list_silences(now, include_ended=show_all)
+    finally:
+        store.dispose()
+    click.echo(
+        format_table(
+            ["id", "kind", "state", "matchers", "author", "until", "comment"],
+            [(r.id, r.kind, r.state_at(now), r.describe_matchers(), r.author, r.ends_at or "its recovery", r.comment) for r in rows],
+            seconds=False,
+        )
+    )
+
+
+@silence.command("expire")
+@click.argument("silence_id", metavar="ID")
+@_state_config_option
+def silence_expire(silence_id: str, config_path: str | None) -> None:
+    """End silence (or acknowledgement) ID now."""
+    store = _state_store(config_path)
+    try:
+        ended = store.expire_silences([silence_id], datetime.now(timezone.utc))
+    finally:
+        store.dispose()
+    if not ended:
+        click.echo(
+            f"error: ID {silence_id!r}: no silence or acknowledgement in force has this id (see `dagster-monitoring silence list --all`)",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"expired {silence_id}")
 
 
 @main.group("audit")

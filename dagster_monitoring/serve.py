@@ -3,6 +3,8 @@
     POST /webhooks/fivetran    X-Fivetran-Signature-256: <hex HMAC-SHA256 of the body>
     POST /webhooks/dbt_cloud   Authorization: <hex HMAC-SHA256 of the body>
     GET  /healthz
+    GET  /actions/{token}      the cards' signed Acknowledge / Silence links (only with actions:);
+    POST /actions/{token}      GET shows a confirm page, POST acts (see :mod:`.serve_actions`)
 
 Per request, in order: the body is read (at most 1 MiB, else 413), its signature checked
 against the source's ``webhook_secret`` (401, nothing recorded), parsed (400 when it is not a
@@ -46,6 +48,7 @@ from .audit.alert_records import external_job_writer
 from .audit.trail import AuditTrail
 from .config import MonitoringConfig
 from .pipeline import build_pipeline
+from .serve_actions import action_routes
 from .sources import dbt_cloud, fivetran
 from .sources.ingest import SourceIngest
 from .sources.webhooks import (
@@ -236,6 +239,8 @@ def build_app(
         return JSONResponse({"ok": True, "sources": _configured(config), "events_routed": worker.events_routed, "batches": worker.batches})
 
     routes = [Route("/healthz", healthz, methods=["GET"])]
+    if config.actions is not None:
+        routes.extend(action_routes(config.actions, router.store, router.clock))
     if sources.fivetran is not None:
         ft = sources.fivetran
         routes.append(

@@ -244,28 +244,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServeProcess:
+    """``dagster-monitoring serve --config PATH`` as a subprocess on a free port, until the block
+    ends; then ``stderr`` holds what it wrote."""
+
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [str(Path(sys.executable).with_name("dagster-monitoring")), "serve", "--config", str(path), "--port", str(self.port)]
+        self.env = {**os.environ, **env, "PYTHONPATH": str(Path(__file__).parents[1])}
+        self.stderr = ""
+
+    def __enter__(self) -> ServeProcess:
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: _up(self.url), timeout=30)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        _, self.stderr = self.proc.communicate(timeout=15)
+
+
 def test_the_cli_serves_until_interrupted(tmp_path):
     data = monitoring(tmp_path)
     data["sources"]["fivetran"]["webhook_secret"] = {"env": "FT_WEBHOOK_SECRET"}
     data["sources"]["dbt_cloud"]["webhook_secret"] = {"env": "DBT_WEBHOOK_SECRET"}
     path = tmp_path / "monitoring.yaml"
     path.write_text(json.dumps(data))  # JSON is YAML
-    port = free_port()
-    env = {**os.environ, "FT_WEBHOOK_SECRET": FT_SECRET, "DBT_WEBHOOK_SECRET": DBT_SECRET, "PYTHONPATH": str(Path(__file__).parents[1])}
-    exe = Path(sys.executable).with_name("dagster-monitoring")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--config", str(path), "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), timeout=30)
+    with ServeProcess(path, {"FT_WEBHOOK_SECRET": FT_SECRET, "DBT_WEBHOOK_SECRET": DBT_SECRET}) as server:
+        url = server.url
         body = sync_end("FAILURE", 0)
         assert requests.post(url + "/webhooks/fivetran", data=body, headers=ft_headers(body), timeout=5).status_code == 200
         assert requests.post(url + "/webhooks/fivetran", data=body, headers=ft_headers(body, "nope-1234"), timeout=5).status_code == 401
         wait_for(lambda: (tmp_path / "alerts.jsonl").exists() and (tmp_path / "alerts.jsonl").read_text().count("\n") == 1)
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
+    err = server.stderr
     assert "POST /webhooks/fivetran" in err and FT_SECRET not in err and DBT_SECRET not in err
     assert json.loads((tmp_path / "alerts.jsonl").read_text())["transition"] == "new"
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .actions import ActionsConfig
 from .durations import Duration
 from .policy import PolicyConfig, Route, Silence
 from .transports import TRANSPORTS, EmailConfig, FileConfig, JiraConfig, ServiceNowConfig, TeamsConfig, WebhookConfig
@@ -122,7 +123,14 @@ class AlertingConfig(_Strict):
         ),
     )
     policy: PolicyConfig = Field(default=PolicyConfig(), description="reminders, flap damping, escalation")
-    silences: tuple[Silence, ...] = Field(default=(), description="mute matching incidents until they expire")
+    silences: tuple[Silence, ...] = Field(
+        default=(),
+        description="mute matching incidents until they expire (`dagster-monitoring silence add` keeps others in the state DB)",
+    )
+    actions: ActionsConfig | None = Field(
+        default=None,
+        description="signed Acknowledge / Silence links on failing cards, served by `dagster-monitoring serve`; off when absent",
+    )
     delivery: DeliveryConfig = Field(default=DeliveryConfig(), description="retries and backoff per receiver")
     state: StateConfig = Field(default=StateConfig(), description="where incident state is kept")
 

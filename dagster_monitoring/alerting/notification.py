@@ -126,6 +126,8 @@ class Notification:
     created_at: datetime
     members: tuple[Notification, ...] = ()  # the other members of a group, most severe first
     also_affected: tuple[Notification, ...] = ()  # inhibited downstream alerts folded into this one
+    # (title, url) of signed Acknowledge / Silence links (see :mod:`.actions`); failing messages only
+    actions: tuple[tuple[str, str], ...] = ()
 
     @property
     def group(self) -> tuple[Notification, ...]:
@@ -320,6 +322,8 @@ class Notification:
             data["members"] = [m.to_dict() for m in self.members]
         if self.also_affected:
             data["also_affected"] = [m.to_dict() for m in self.also_affected]
+        if self.actions:
+            data["actions"] = [[title, url] for title, url in self.actions]
         return data
 
     @classmethod
@@ -334,6 +338,7 @@ class Notification:
             created_at=datetime.fromisoformat(data["created_at"]),
             members=tuple(cls.from_dict(m) for m in data.get("members") or ()),
             also_affected=tuple(cls.from_dict(m) for m in data.get("also_affected") or ()),
+            actions=tuple((str(title), str(url)) for title, url in data.get("actions") or ()),
         )
 
 

@@ -18,6 +18,7 @@ from .events import AlertEvent, Severity
 
 if TYPE_CHECKING:
     from .lifecycle import IncidentState
+    from .silences import StoredSilence
 
 
 class _Strict(BaseModel):
@@ -137,6 +138,11 @@ class Silence(Matcher):
 
     def active(self, event: AlertEvent, now: datetime) -> bool:
         return now < self.expires_at and self.matches(event)
+
+    @property
+    def label(self) -> str:
+        """What a silenced decision's ``silenced_by`` says."""
+        return self.comment or "silence"
 
 
 class PolicyConfig(_Strict):
@@ -291,14 +297,14 @@ class MatchCache:
     cache is meant for one call (one ``now``), then thrown away.
     """
 
-    def __init__(self, routes: Sequence[Route], silences: Sequence[Silence], now: datetime) -> None:
+    def __init__(self, routes: Sequence[Route], silences: Sequence[Silence | StoredSilence], now: datetime) -> None:
         self.routes = routes
         self.silences = [s for s in silences if now < s.expires_at]
-        matchers: list[Matcher] = [*routes, *self.silences]
+        matchers: list[Matcher | StoredSilence] = [*routes, *self.silences]
         self._by_entity = any(m.entity is not None or m.fingerprint is not None for m in matchers)
         self._tag_keys = tuple(sorted({k for m in matchers for k in m.tags}))
         self._by_owner = any(m.owners for m in matchers)
-        self._memo: dict[tuple[object, ...], tuple[list[Route], Silence | None]] = {}
+        self._memo: dict[tuple[object, ...], tuple[list[Route], Silence | StoredSilence | None]] = {}
 
     def key(self, event: AlertEvent) -> tuple[object, ...]:
         """Equal for two events exactly when no route or silence can tell them apart."""
@@ -311,7 +317,7 @@ class MatchCache:
             event.owners if self._by_owner else None,
         )
 
-    def lookup(self, event: AlertEvent) -> tuple[list[Route], Silence | None]:
+    def lookup(self, event: AlertEvent) -> tuple[list[Route], Silence | StoredSilence | None]:
         """``(match_routes(event, routes), the first silence matching it)``."""
         key = self.key(event)
         found = self._memo.get(key)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from .actions import ActionLinks
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
@@ -25,6 +26,7 @@ from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
 from .policy import MatchCache, effective_severity, receivers_for
 from .redact import describe_error, get_logger
+from .silences import ActiveSilences, StoredSilence
 from .state import SqlStateStore
 from .state_health import StateStoreError
 from .transports import build_transports
@@ -41,6 +43,10 @@ def utcnow() -> datetime:
 
 
 _by_time = attrgetter("occurred_at")
+# Stored silences are read again at most this often (seconds); one made or ended through the
+# router's own store (the serve endpoint) applies at once, one made by another process (the CLI)
+# within this long. Reading them on every call cost ~10 % of a one-event call.
+SILENCES_MAX_AGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class AlertRouter:
         self.on_decision = on_decision
         self.on_delivery = on_delivery
         self.fallback = FallbackNotifier(config, self.transports, clock, sleep=sleep or time.sleep)
+        self.action_links = ActionLinks(config.actions) if config.actions is not None else None
         self._may_hold = True  # the state DB may hold groups (group_wait now, or before a restart with 0s)
 
     # -- public API --------------------------------------------------------------------------
@@ -149,20 +156,25 @@ class AlertRouter:
         ordered = sorted(events, key=_by_time)
         now = self.clock()
         result = RouterResult()
-        matching = MatchCache(self.config.routes, self.config.silences, now)
         inhibitors = Inhibitors(ordered) if self.config.policy.inhibition else None
         if not inhibitors:  # no failing asset check in this call can inhibit anything
             inhibitors = None
         with self.store.transaction() as conn:
+            # the silences and acknowledgements of the state DB: at most one query per call
+            stored = ActiveSilences.of(self.store.live_silences(conn, now, max_age=SILENCES_MAX_AGE), now)
+            matching = MatchCache(self.config.routes, (*self.config.silences, *stored.silences), now)
             states = self.store.load(conn, (e.fingerprint for e in ordered))
             changed: dict[str, IncidentState] = {}
             for event in ordered:
                 fp = event.fingerprint
                 state = states.get(fp) or IncidentState(fp)
-                state = self._apply(state, event, now, result, matching, inhibitors)
+                state = self._apply(state, event, now, result, matching, inhibitors, stored.acks)
                 states[fp] = changed[fp] = state
             self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
             self.store.save(conn, list(changed.values()), now)
+            if stored.acks:  # an acknowledgement ends with its incident
+                ended = [a.id for fp, a in stored.acks.items() if fp in changed and _ack_ended(changed[fp], a.incident_id)]
+                self.store.expire_silences(ended, now, conn)
             result.notifications = self._messages(result, conn, now)
             self.store.enqueue(conn, result.notifications)
         self._emit_decisions(result.decisions)
@@ -198,15 +210,30 @@ class AlertRouter:
     def _messages(self, result: RouterResult, conn: Connection, now: datetime) -> list[Notification]:
         """The call's notifications as messages: inhibited ones folded into their upstream's, then
         grouped per receiver and group key (never for ticket receivers), held for ``group_wait``
-        when one is set (groups held earlier are sent once their wait is over)."""
+        when one is set (groups held earlier are sent once their wait is over); failing messages
+        get the signed Acknowledge / Silence links when ``actions`` is configured (not tickets)."""
         notifications = fold_inhibited(result.notifications, result.inhibited)
-        policy = self.config.policy
-        fields = policy.grouped_by
         transports = self.transports
 
         def groupable(name: str) -> bool:
             return not getattr(transports.get(name), "opens_tickets", False)
 
+        messages = self._grouped(notifications, conn, now, groupable)
+        links = self.action_links
+        if links is not None:  # made when sent, so a held group's links act on all of its members
+            messages = [
+                n
+                if n.transition is Transition.RECOVERED or not groupable(n.receiver)
+                else replace(n, actions=links.for_notification(n, now))
+                for n in messages
+            ]
+        return messages
+
+    def _grouped(
+        self, notifications: list[Notification], conn: Connection, now: datetime, groupable: Callable[[str], bool]
+    ) -> list[Notification]:
+        policy = self.config.policy
+        fields = policy.grouped_by
         waiting = bool(policy.group_wait and fields)
         if waiting or self._may_hold:
             held = self.store.held_groups(conn)
@@ -229,6 +256,7 @@ class AlertRouter:
         result: RouterResult,
         matching: MatchCache,
         inhibitors: Inhibitors | None = None,
+        acks: Mapping[str, StoredSilence] | None = None,
     ) -> IncidentState:
         policy = self.config.policy
         state, obs = observe(state, event, policy.flap_window)
@@ -258,8 +286,14 @@ class AlertRouter:
                 Decision(state.fingerprint, state.incident_id, None, None, severity, obs, now, event=event, occurred_at=event.occurred_at)
             )
         inhibited_by = inhibitors.find(event, severity) if inhibitors is not None else None
+        ack = acks.get(state.fingerprint) if acks else None
+        if ack is not None and ack.incident_id != state.incident_id:
+            ack = None  # an earlier incident's; ended after this call
         for name in names:
             transition = self._transition_for(state.receivers.get(name), severity, event.occurred_at)
+            silenced_by = silence.label if silence else None
+            if silenced_by is None and ack is not None and transition is Transition.REMINDER:
+                silenced_by = ack.label  # acknowledged: no reminders; escalations and recovery still told
             decision = Decision(
                 state.fingerprint,
                 state.incident_id,
@@ -268,13 +302,13 @@ class AlertRouter:
                 severity,
                 obs,
                 now,
-                silenced_by=(silence.comment or "silence") if silence else None,
+                silenced_by=silenced_by,
                 event=event,
                 occurred_at=event.occurred_at,
                 inhibited_by=inhibited_by,
             )
             result.decisions.append(decision)
-            if inhibited_by is not None and silence is None and transition is not Transition.ONGOING:
+            if inhibited_by is not None and silenced_by is None and transition is not Transition.ONGOING:
                 # Held back, and not remembered as heard: once the upstream is fixed it is announced as new.
                 result.inhibited.append((inhibited_by, self._notification(state, event, name, transition, severity, now)))
             elif decision.notifies:
@@ -336,3 +370,8 @@ class AlertRouter:
                 self.on_decision(decisions)
             except Exception as exc:
                 _log.error("on_decision hook failed: %s", describe_error(exc))
+
+
+def _ack_ended(state: IncidentState, incident_id: str | None) -> bool:
+    """The acknowledged incident is over: recovered, or a new incident of the fingerprint opened."""
+    return not state.is_open or state.incident_id != incident_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from .grouping import HeldGroup
 from .lifecycle import IncidentState, Phase, ReceiverMark, Transition
 from .notification import Notification
 from .redact import describe_error
+from .silences import ACK, StoredSilence, matchers_from_json, matchers_json
 from .state_health import CORRUPT, UNAVAILABLE, SqliteFileGuard, StateProblem, StateStoreError, classify_db_error, describe_location
 
 metadata = sa.MetaData()
@@ -286,6 +288,36 @@ once_sends = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),  # e.g. the Message-ID
 )
 
+# Silences and acknowledgements (see :mod:`.silences`): one row each, read by the router at most once per call
+# (the rows not expired and not ended; ``ends_at`` NULL: an acknowledgement). Created if missing,
+# like every table here, so a state DB of an earlier version gains it on its next open.
+silences = sa.Table(
+    "dm_alert_silences",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(12), nullable=False),  # silence | ack
+    sa.Column("matchers", sa.Text, nullable=False),  # JSON [[key, value], ...], ANDed
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expired_at", sa.Float, nullable=True),
+    sa.Column("incident_id", sa.String(64), nullable=True),
+    sa.Index("ix_dm_alert_silences_live", "expired_at", "ends_at"),
+)
+
+# Nonces of signed card links that were used (see :mod:`.actions`): the primary key makes a link
+# act once, whichever of two concurrent requests commits first.
+used_nonces = sa.Table(
+    "dm_action_nonces",
+    metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("used_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 # (fingerprint, incident_id, receiver, ticket key, ticket url)
@@ -350,6 +382,7 @@ class SqlStateStore:
         self._problems: list[StateProblem] = []
         self._reopen_lock = threading.Lock()
         self._given_engine = engine
+        self._silences_cache: tuple[float, list[StoredSilence]] | None = None  # (monotonic time read, rows)
         self.is_sqlite = (engine.dialect.name if engine is not None else sa.engine.make_url(url).get_backend_name()) == "sqlite"
         self._engine: Engine | None = None
         try:
@@ -736,6 +769,96 @@ class SqlStateStore:
             else:
                 conn.execute(sa.delete(once_sends).where(once_sends.c.key == key))
 
+    # -- silences and acknowledgements ------------------------------------------------------------
+
+    def live_silences(self, conn: Connection, now: datetime, *, max_age: float = 0.0) -> list[StoredSilence]:
+        """Silences and acknowledgements not expired and not ended (one query). ``max_age`` > 0:
+        rows read by this store less than that many seconds ago are answered again without a query
+        (the router's per call: a silence another process makes applies within ``max_age``; one
+        made or ended through this store applies at once). Callers filter by ``now`` themselves."""
+        cached = self._silences_cache
+        if max_age > 0 and cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        read_at = time.monotonic()
+        sql = (
+            f"SELECT id, kind, matchers, author, comment, starts_at, ends_at, created_at, expired_at, incident_id "
+            f"FROM {silences.name} WHERE expired_at IS NULL AND (ends_at IS NULL OR ends_at > {_placeholder(conn)})"
+        )
+        rows = [_silence(row) for row in conn.exec_driver_sql(sql, (_ts(now),)).all()]
+        self._silences_cache = (read_at, rows)
+        return rows
+
+    def add_silence(self, silence: StoredSilence, conn: Connection | None = None) -> StoredSilence:
+        self._silences_cache = None
+        row = {
+            "id": silence.id,
+            "kind": silence.kind,
+            "matchers": to_json(matchers_json(silence.matchers)),
+            "author": silence.author,
+            "comment": silence.comment,
+            "starts_at": _ts(silence.starts_at),
+            "ends_at": _ts(silence.ends_at) if silence.ends_at else None,
+            "created_at": _ts(silence.created_at),
+            "expired_at": None,
+            "incident_id": silence.incident_id,
+        }
+        if conn is not None:
+            conn.execute(silences.insert().values(**row))
+        else:
+            with self.transaction() as own:
+                own.execute(silences.insert().values(**row))
+        return silence
+
+    def list_silences(self, now: datetime, *, include_ended: bool = False) -> list[StoredSilence]:
+        query = sa.select(silences).order_by(silences.c.created_at, silences.c.id)
+        if not include_ended:
+            query = query.where(silences.c.expired_at.is_(None)).where(sa.or_(silences.c.ends_at.is_(None), silences.c.ends_at > _ts(now)))
+        with self.transaction() as conn:
+            return [_silence(tuple(r)) for r in conn.execute(query).all()]
+
+    def expire_silences(self, ids: Sequence[str], now: datetime, conn: Connection | None = None) -> list[str]:
+        """End these silences / acknowledgements now; returns the ids that were live."""
+        if not ids:
+            return []
+        self._silences_cache = None
+        stmt = silences.update().where(silences.c.id.in_(list(ids))).where(silences.c.expired_at.is_(None)).values(expired_at=_ts(now))
+        live = sa.select(silences.c.id).where(silences.c.id.in_(list(ids))).where(silences.c.expired_at.is_(None))
+        if conn is not None:
+            found = [r[0] for r in conn.execute(live).all()]
+            conn.execute(stmt)
+            return found
+        with self.transaction() as own:
+            found = [r[0] for r in own.execute(live).all()]
+            own.execute(stmt)
+        return found
+
+    def acknowledge(self, ack: StoredSilence, conn: Connection) -> None:
+        """Store an acknowledgement, ending earlier ones of the same fingerprint."""
+        assert ack.kind == ACK and ack.fingerprint
+        self._silences_cache = None
+        earlier = (
+            silences.update()
+            .where(silences.c.kind == ACK)
+            .where(silences.c.expired_at.is_(None))
+            .where(silences.c.matchers == to_json(matchers_json(ack.matchers)))
+            .values(expired_at=_ts(ack.created_at))
+        )
+        conn.execute(earlier)
+        self.add_silence(ack, conn)
+
+    def use_nonce(self, conn: Connection, nonce: str, action: str, now: datetime, expires_at: datetime) -> bool:
+        """Record a link's nonce as used; False when it was used before (this request must not act).
+        Atomic: of two concurrent requests, one inserts and the other finds the row. Nonces of links
+        past their expiry are dropped (an expired link is refused before its nonce is looked at)."""
+        conn.execute(used_nonces.delete().where(used_nonces.c.expires_at < _ts(now)))
+        result = conn.execute(
+            self._insert(used_nonces)
+            .values(nonce=nonce, action=action, used_at=_ts(now), expires_at=_ts(expires_at))
+            .on_conflict_do_nothing(index_elements=[used_nonces.c.nonce])
+            .returning(used_nonces.c.nonce)
+        )
+        return result.first() is not None  # rowcount is not reliable for ON CONFLICT on every driver
+
     def outbox_counts(self) -> dict[str, int]:
         with self.transaction() as conn:
             rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
@@ -748,3 +871,19 @@ class SqlStateStore:
             query = query.where(outbox.c.status == status)
         with self.transaction() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _silence(row: Sequence[Any]) -> StoredSilence:
+    id_, kind, matchers, author, comment, starts_at, ends_at, created_at, expired_at, incident_id = row
+    return StoredSilence(
+        id_,
+        kind,
+        matchers_from_json(json.loads(matchers)),
+        author,
+        comment,
+        _from_ts(starts_at),  # type: ignore[arg-type]
+        _from_ts(ends_at),
+        _from_ts(created_at),  # type: ignore[arg-type]
+        _from_ts(expired_at),
+        incident_id,
+    )

@@ -84,6 +84,7 @@ def build_email(config: EmailConfig, notification: Notification) -> EmailMessage
     ticket = notification.ticket
     if ticket and ticket.get("url"):
         links[f"Ticket {ticket['key']}"] = ticket["url"]
+    links.update(notification.actions)  # signed Acknowledge / Silence links, when configured
     badge = "RECOVERED" if recovered else f"{notification.severity.value.upper()} · {notification.status_label.upper()}"
 
     sections = member_sections(notification)

@@ -53,13 +53,16 @@ _MEMBER_LINKS = ("asset_check", "asset", "run", "failed_run", "fixed_by_run")
 
 
 def _links(notification: Notification) -> list[dict[str, Any]]:
+    """The buttons: the event's links and the ticket, then the signed Acknowledge / Silence links
+    (kept whatever else is cut to stay within :data:`MAX_ACTIONS`)."""
+    signed = [{"type": "Action.OpenUrl", "title": title, "url": url} for title, url in notification.actions if is_web_url(url)]
     actions: list[dict[str, Any]] = []
     for title, url in notification.links():  # http(s) only: no javascript:, data: or file: button
         actions.append({"type": "Action.OpenUrl", "title": title, "url": url})
     ticket = notification.ticket
     if ticket and is_web_url(ticket.get("url")):
         actions.insert(1 if actions else 0, {"type": "Action.OpenUrl", "title": f"Ticket {ticket['key']}", "url": ticket["url"]})
-    return actions[:MAX_ACTIONS]
+    return actions[: MAX_ACTIONS - len(signed)] + signed
 
 
 def plain(text: str, *, in_table: bool = False) -> str:
