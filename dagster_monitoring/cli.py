@@ -232,7 +232,18 @@ def _state_store(config_path: str | None) -> SqlStateStore:
     return SqlStateStore(state.sqlalchemy_url(), lock_timeout=state.lock_timeout.total_seconds())
 
 
+def _iso_time(value: str, option: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time, e.g. 2026-12-01T18:00:00Z", param_hint=option) from None
+    if at.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no timezone; add Z or +01:00", param_hint=option)
+    return at
+
+
 def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
+    """The end: ``now`` (the start) + ``--duration``, or ``--until``."""
     from .alerting.durations import parse_duration
 
     if (duration is None) == (until is None):
@@ -246,14 +257,9 @@ def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
             raise click.BadParameter("must be longer than 0s", param_hint="--duration")
         return now + delta
     assert until is not None
-    try:
-        ends = datetime.fromisoformat(until.replace("Z", "+00:00") if until.endswith("Z") else until)
-    except ValueError:
-        raise click.BadParameter(f"{until!r} is not an ISO time, e.g. 2026-12-01T18:00:00Z", param_hint="--until") from None
-    if ends.tzinfo is None:
-        raise click.BadParameter(f"{until!r} has no timezone; add Z or +01:00", param_hint="--until")
+    ends = _iso_time(until, "--until")
     if ends <= now:
-        raise click.BadParameter(f"{until!r} is not in the future", param_hint="--until")
+        raise click.BadParameter(f"{until!r} is not in the future (nor after --starts)", param_hint="--until")
     return ends
 
 
@@ -265,13 +271,20 @@ def _until(duration: str | None, until: str | None, now: datetime) -> datetime:
     required=True,
     help="key=value, repeatable, all must hold: fingerprint, entity, kind, source, owner, tags.NAME",
 )
+@click.option("--starts", help="a maintenance window: when it starts, ISO with timezone (default: now); --duration counts from it")
 @click.option("--duration", help="how long, e.g. 4h, 30m, 2d")
 @click.option("--until", help="when it ends, ISO with timezone, e.g. 2026-12-01T18:00:00Z")
 @click.option("--author", required=True, help="who silences it (e-mail or name)")
 @click.option("--comment", required=True, help="why (shown in the audit trail's silenced_by)")
 @_state_config_option
 def silence_add(
-    matches: tuple[str, ...], duration: str | None, until: str | None, author: str, comment: str, config_path: str | None
+    matches: tuple[str, ...],
+    starts: str | None,
+    duration: str | None,
+    until: str | None,
+    author: str,
+    comment: str,
+    config_path: str | None,
 ) -> None:
     """Silence matching incidents: no new, reminder or escalation messages while it lasts (recorded all the same)."""
     import secrets
@@ -279,10 +292,11 @@ def silence_add(
     from .alerting.silences import SilenceError, new_silence, parse_matcher
 
     now = datetime.now(timezone.utc)
-    ends = _until(duration, until, now)
+    begins = max(_iso_time(starts, "--starts"), now) if starts else now
+    ends = _until(duration, until, begins)
     try:
         matchers = [parse_matcher(m) for m in matches]
-        made = new_silence(secrets.token_hex(5), matchers, author=author, comment=comment, now=now, ends_at=ends)
+        made = new_silence(secrets.token_hex(5), matchers, author=author, comment=comment, now=now, ends_at=ends, starts_at=begins)
     except SilenceError as exc:
         raise click.UsageError(str(exc)) from None
     store = _state_store(config_path)
@@ -290,7 +304,8 @@ def silence_add(
         store.add_silence(made)
     finally:
         store.dispose()
-    click.echo(f"silence {made.id} until {_cell(made.ends_at)} UTC: {made.describe_matchers()}")
+    window = f"from {_cell(made.starts_at)} UTC " if made.starts_at > now else ""
+    click.echo(f"silence {made.id} {window}until {_cell(made.ends_at)} UTC: {made.describe_matchers()}")
 
 
 @silence.command("list")
@@ -306,8 +321,11 @@ def silence_list(show_all: bool, config_path: str | None) -> None:
         store.dispose()
     click.echo(
         format_table(
-            ["id", "kind", "state", "matchers", "author", "until", "comment"],
-            [(r.id, r.kind, r.state_at(now), r.describe_matchers(), r.author, r.ends_at or "its recovery", r.comment) for r in rows],
+            ["id", "kind", "state", "matchers", "author", "from", "until", "comment"],
+            [
+                (r.id, r.kind, r.state_at(now), r.describe_matchers(), r.author, r.starts_at, r.ends_at or "its recovery", r.comment)
+                for r in rows
+            ],
             seconds=False,
         )
     )

@@ -398,3 +398,31 @@ def test_send_test_shows_the_links_when_actions_are_configured(tmp_path, monkeyp
         main, ["send-test", "--config", str(path), "--receiver", "teams", "--dry-run", "--transition", "recovered"]
     )
     assert "/actions/" not in recovered.output
+
+
+def test_a_maintenance_window_silences_only_between_its_start_and_its_end(tmp_path, clock):
+    router, teams, _ = routed(tmp_path, clock)
+    start = clock.now + timedelta(hours=1)
+    router.store.add_silence(
+        new_silence("mw", [("source", "dagster")], author="ana", comment="warehouse upgrade", now=clock.now, ends_at=start + timedelta(hours=2), starts_at=start)
+    )
+    router.process([make_event("before_it", at=clock.now)])
+    clock.advance(hours=1, seconds=1)
+    router.process([make_event("inside_it", at=clock.now)])
+    clock.advance(hours=2)
+    router.process([make_event("after_it", at=clock.now)])
+    assert [n.event.entity for n in teams.delivered] == ["before_it", "after_it"]
+
+
+def test_cli_adds_a_maintenance_window_that_starts_later(tmp_path):
+    cfg = write_config(tmp_path)
+    starts = (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0)
+    added = cli("add", "--match", "source=dlt", "--starts", starts.isoformat(), "--duration", "2h", "--author", "ana", "--comment", "upgrade", "--config", cfg)
+    assert added.exit_code == 0 and f"from {starts:%Y-%m-%d %H:%M:%S} UTC until {starts + timedelta(hours=2):%Y-%m-%d %H:%M:%S} UTC" in added.output
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    (row,) = store.list_silences(datetime.now(timezone.utc))
+    store.dispose()
+    assert (row.starts_at, row.ends_at) == (starts, starts + timedelta(hours=2))
+    assert "pending" in cli("list", "--config", cfg).output
+    bad = CliRunner().invoke(main, ["silence", "add", "--match", "source=dlt", "--starts", "tomorrow", "--duration", "1h", "--author", "a", "--comment", "x", "--config", cfg])
+    assert bad.exit_code == 2 and "--starts" in bad.output
