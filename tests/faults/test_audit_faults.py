@@ -56,6 +56,16 @@ def test_file_locked_by_another_process_spools_every_call_and_replays_once(tmp_p
     assert_nothing_lost_or_doubled(result)
 
 
+def test_a_write_behind_session_on_a_locked_file_spools_each_flush_whole_and_replays_once(tmp_path):
+    result = h.duckdb_locked_write_behind(tmp_path, ROWS, CALLS)
+    # calls of 200 rows, a flush per 400: every other call leaves its rows in the buffer
+    assert [d["buffered"] for d in result["during"]] == [200, 0] * 3
+    assert [d["spooled"] for d in result["during"]] == [0, 400] * 3
+    assert result["session"] == {"spooled": ROWS, "held": 0, "requests": 0}
+    assert result["spooled_files"] == 3 and result["left_in_spool"] == 0
+    assert_nothing_lost_or_doubled(result)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switches to the unprivileged user nobody, which needs root")
 def test_no_permission_on_the_folder_holds_rows_in_memory_until_it_is_writable(tmp_path):
     result = h.duckdb_permission_denied(rows=ROWS, calls=CALLS)
