@@ -307,43 +307,38 @@ class FileLockedByAnotherProcess:
             self.proc.wait(timeout=10)
 
 
-def duckdb_locked(workdir: Path, rows: int = 1200, calls: int = 6) -> dict:
-    folder = workdir / "locked"
+def duckdb_locked(workdir: Path, rows: int = 1200, calls: int = 6, write_behind: int = 0) -> dict:
+    """``write_behind``: the calls in one ``trail.session(write_behind_rows=...)`` instead of a
+    session each, so each flush fails on the lock and is spooled whole."""
+    scenario = "duckdb_locked_write_behind" if write_behind else "duckdb_locked"
+    folder = workdir / ("locked-wb" if write_behind else "locked")
     trail = _duckdb_trail(folder)
     trail.sink.init()
-    records = mixed_records(rows, "locked-")
+    records = mixed_records(rows, f"{folder.name}-")
+    session: dict | None = None
     with captured_logs() as logs:
         started = time.monotonic()
         with FileLockedByAnotherProcess(folder / "audit.duckdb"):
-            raised, during = _write_calls(trail, chunks(records, calls))
+            if write_behind:
+                raised, during, session = _write_behind_calls(trail, chunks(records, calls), write_behind)
+            else:
+                raised, during = _write_calls(trail, chunks(records, calls))
             spooled_files = trail.spool.pending_files()
         flush_raised, _ = _flush(trail)
-        result = _result("duckdb_locked", records, duckdb_counts(folder / "audit.duckdb"), started, raised + flush_raised)
-    return {**result, "during": during, "spooled_files": spooled_files, "left_in_spool": trail.spool.pending_rows(), "logs": logs}
-
-
-def duckdb_locked_write_behind(workdir: Path, rows: int = 1200, calls: int = 6) -> dict:
-    """(a) for a write-behind session: the calls of one session buffer, each flush (every third
-    of the rows, and at the end) fails on the lock and is spooled whole; the next call replays it."""
-    folder = workdir / "locked-wb"
-    trail = _duckdb_trail(folder)
-    trail.sink.init()
-    records = mixed_records(rows, "locked-wb-")
-    with captured_logs() as logs:
-        started = time.monotonic()
-        with FileLockedByAnotherProcess(folder / "audit.duckdb"):
-            raised, during, total = _write_behind_calls(trail, chunks(records, calls), -(-rows // 3))
-            spooled_files = trail.spool.pending_files()
-        flush_raised, _ = _flush(trail)
-        result = _result("duckdb_locked_write_behind", records, duckdb_counts(folder / "audit.duckdb"), started, raised + flush_raised)
+        result = _result(scenario, records, duckdb_counts(folder / "audit.duckdb"), started, raised + flush_raised)
     return {
         **result,
         "during": during,
-        "session": total,
+        "session": session,
         "spooled_files": spooled_files,
         "left_in_spool": trail.spool.pending_rows(),
         "logs": logs,
     }
+
+
+def duckdb_locked_write_behind(workdir: Path, rows: int = 1200, calls: int = 6) -> dict:
+    """(a) for a write-behind session flushing every third of the rows and at its end."""
+    return duckdb_locked(workdir, rows, calls, write_behind=-(-rows // 3))
 
 
 # ------------------------------------------------------------------------------------------------
