@@ -15,12 +15,12 @@ dropped, counted in ``dropped`` and logged as an error: a bound, not a silent lo
 ``session()`` holds the sink's connection for several writes. By default every ``write`` in it
 still goes to the sink before it returns (durable at return: the router's audit hooks and the
 SQS sensor need that, since they commit or delete their input right after). With
-``write_behind_rows=N`` the session buffers the rows instead and writes them, one statement per
-table, when N rows are waiting and when the session ends, before it returns: only for a caller
-that moves its cursor after the session has ended, and only when ``session.result`` shows no
-``held`` rows, so a row is in the sink, in the spool, or still unread by the caller (read and
-written again next time, one row per ``event_id``). A flush the sink refuses is spooled whole,
-like any write.
+``write_behind_rows=N`` the session buffers the rows per table instead and writes a table, one
+statement, when N of its rows are waiting, and everything when the session ends, before it
+returns (between calls fewer than N rows per table wait). Only for a caller that moves its
+cursor after the session has ended, and only when ``session.result`` shows no ``held`` rows:
+then a row is in the sink, in the spool, or still unread by the caller (read and written again
+next time, one row per ``event_id``). A flush the sink refuses is spooled whole, like any write.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 from ..alerting.redact import describe_error, get_logger
 from .config import AuditConfig
-from .records import AuditRecord
+from .records import AuditRecord, group_by_table
 from .sinks.base import AuditSink, AuditSinkError, WriteResult
 from .spool import Spool
 
@@ -74,8 +74,12 @@ class AuditSession:
     def __init__(self, trail: AuditTrail, write_behind_rows: int) -> None:
         self.trail = trail
         self.write_behind_rows = write_behind_rows
-        self.pending: list[AuditRecord] = []
+        self.pending: dict[str, list[AuditRecord]] = {}  # table -> buffered rows, in call order
         self.result = WriteResult()
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(map(len, self.pending.values()))
 
     def write(self, records: Sequence[AuditRecord]) -> WriteResult:
         return self.trail.write(records)
@@ -85,16 +89,22 @@ class AuditSession:
         return self.trail.flush()
 
     def _add(self, records: Sequence[AuditRecord]) -> WriteResult:
-        """Buffer ``records``; write the buffer when it has reached ``write_behind_rows``."""
-        self.pending.extend(records)
-        result = WriteResult(attempted=len(records), buffered=len(records))
-        if len(self.pending) >= self.write_behind_rows:
-            _merge(result, self._flush_pending(), attempted=False)
-            result.buffered = 0
+        """Buffer ``records``; write each table whose buffer has reached ``write_behind_rows``
+        (all such tables in one call: one statement each, one transaction)."""
+        mine = group_by_table(records)
+        for table, rows in mine.items():
+            self.pending.setdefault(table, []).extend(rows)
+        full = [table for table, rows in self.pending.items() if len(rows) >= self.write_behind_rows]
+        result = WriteResult(attempted=len(records), buffered=sum(len(rows) for table, rows in mine.items() if table not in full))
+        if full:
+            _merge(result, self._flush_pending(full), attempted=False)
         return result
 
-    def _flush_pending(self) -> WriteResult:
-        batch, self.pending = self.pending, []
+    def _flush_pending(self, tables: Sequence[str] | None = None) -> WriteResult:
+        """Write the buffers of ``tables`` (all when None); a refused write is spooled whole."""
+        batch: list[AuditRecord] = []
+        for table in list(self.pending) if tables is None else tables:
+            batch.extend(self.pending.pop(table))
         done = self.trail._write_now(batch)
         _merge(self.result, done, attempted=False)
         return done
@@ -138,8 +148,8 @@ class AuditTrail:
         """Hold the sink's connection for several writes (a sensor tick), when the sink has one.
         The trail's lock is taken first, as ``write`` does, so two threads cannot deadlock.
 
-        ``write_behind_rows``: buffer the rows of the session's writes and write them when that
-        many are waiting and at the end, before the session returns (see the module docstring for
+        ``write_behind_rows``: buffer the rows of the session's writes per table, write a table when
+        that many of its rows are waiting and all of them at the end, before the session returns (see the module docstring for
         when that is safe). A nested session shares the outer one, buffer included."""
         if write_behind_rows < 0:
             raise ValueError(f"write_behind_rows must be >= 0, got {write_behind_rows}")

@@ -214,19 +214,19 @@ def test_a_plain_session_writes_every_call_before_it_returns(trail):
     assert session.result.inserted == 12 and session.result.requests == 12  # six tables, twice
 
 
-def test_write_behind_buffers_until_the_threshold_and_writes_the_rest_at_the_end(trail):
-    records = mixed_records(30, "wb-")
-    with trail.session(write_behind_rows=12) as session:
-        first = session.write(records[:6])
-        assert (first.buffered, first.inserted, first.requests) == (6, None, 0) and count(trail, "runs") == 0
-        second = session.write(records[6:12])  # 12 waiting: one statement per table for both calls
-        assert (second.buffered, second.inserted, second.requests) == (0, 12, 6) and count(trail, "runs") == 2
-        third = trail.write(records[12:30])  # the trail's own write buffers too inside the session
-        assert third.buffered == 0 and third.inserted == 18
-        session.write(records[:3])  # already written: kept once
-        assert count(trail, "runs") == 5
+def test_write_behind_writes_a_table_when_its_buffer_is_full_and_the_rest_at_the_end(trail):
+    records = mixed_records(30, "wb-")  # the six tables in turn: five rows of each
+    with trail.session(write_behind_rows=3) as session:
+        first = session.write(records[:12])  # two rows of each table: all wait
+        assert (first.buffered, first.inserted, first.requests) == (12, None, 0) and count(trail, "runs") == 0
+        second = session.write(records[12:15])  # a third run, materialization, check: those three tables go
+        assert (second.buffered, second.inserted, second.requests) == (0, 9, 3) and count(trail, "runs") == 3
+        assert sorted(session.pending) == ["alert_notifications", "dbt_test_results", "dlt_loads"] and session.pending_rows == 6
+        third = trail.write(records[15:30])  # the trail's own write buffers too inside the session
+        assert (third.inserted, third.buffered) == (15, 6) and session.pending_rows == 6  # two runs, mats, checks wait
+        assert session.write(records[:1]).inserted == 2  # runs full again; the one written already is kept once
     assert count(trail, "runs") == 5 and sum(count(trail, t) for t in ALL_TABLES) == 30
-    assert (session.result.attempted, session.result.inserted, session.result.requests) == (33, 30, 6 + 6 + 3)
+    assert (session.result.attempted, session.result.inserted) == (31, 30) and session.pending_rows == 0
     assert trail.sink._session is None
 
 
@@ -243,7 +243,7 @@ def test_write_behind_still_writes_the_buffer_when_the_caller_fails(trail):
     with pytest.raises(RuntimeError, match="caller bug"), trail.session(write_behind_rows=100) as session:
         session.write(records)
         raise RuntimeError("caller bug")
-    assert sum(count(trail, t) for t in ALL_TABLES) == 6 and session.pending == []
+    assert sum(count(trail, t) for t in ALL_TABLES) == 6 and session.pending_rows == 0
 
 
 def test_write_behind_with_sink_and_spool_down_reports_held_rows_at_the_end(tmp_path):

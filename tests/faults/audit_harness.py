@@ -337,8 +337,9 @@ def duckdb_locked(workdir: Path, rows: int = 1200, calls: int = 6, write_behind:
 
 
 def duckdb_locked_write_behind(workdir: Path, rows: int = 1200, calls: int = 6) -> dict:
-    """(a) for a write-behind session flushing every third of the rows and at its end."""
-    return duckdb_locked(workdir, rows, calls, write_behind=-(-rows // 3))
+    """(a) for a write-behind session writing a table per twelfth of the rows (about every third
+    call, for the six tables) and the rest at its end."""
+    return duckdb_locked(workdir, rows, calls, write_behind=-(-rows // 12))
 
 
 # ------------------------------------------------------------------------------------------------

