@@ -148,9 +148,10 @@ class AuditTrail:
         """Hold the sink's connection for several writes (a sensor tick), when the sink has one.
         The trail's lock is taken first, as ``write`` does, so two threads cannot deadlock.
 
-        ``write_behind_rows``: buffer the rows of the session's writes per table, write a table when
-        that many of its rows are waiting and all of them at the end, before the session returns (see the module docstring for
-        when that is safe). A nested session shares the outer one, buffer included."""
+        ``write_behind_rows``: buffer the rows of the session's writes per table, write a table
+        when that many of its rows are waiting and all of them at the end, before the session
+        returns (see the module docstring for when that is safe). A nested session shares the
+        outer one, buffer included."""
         if write_behind_rows < 0:
             raise ValueError(f"write_behind_rows must be >= 0, got {write_behind_rows}")
         with self._lock:
