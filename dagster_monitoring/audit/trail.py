@@ -11,6 +11,16 @@ call and moved to the spool as soon as it is writable again. Memory is not durab
 :class:`~.sinks.base.WriteResult` with ``held`` rows tells a caller that can read its rows
 again (the audit sensor) not to move its cursor. Past ``max_held_rows`` the oldest held rows are
 dropped, counted in ``dropped`` and logged as an error: a bound, not a silent loss.
+
+``session()`` holds the sink's connection for several writes. By default every ``write`` in it
+still goes to the sink before it returns (durable at return: the router's audit hooks and the
+SQS sensor need that, since they commit or delete their input right after). With
+``write_behind_rows=N`` the session buffers the rows per table instead and writes a table, one
+statement, when N of its rows are waiting, and everything when the session ends, before it
+returns (between calls fewer than N rows per table wait). Only for a caller that moves its
+cursor after the session has ended, and only when ``session.result`` shows no ``held`` rows:
+then a row is in the sink, in the spool, or still unread by the caller (read and written again
+next time, one row per ``event_id``). A flush the sink refuses is spooled whole, like any write.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 
 from ..alerting.redact import describe_error, get_logger
 from .config import AuditConfig
-from .records import AuditRecord
+from .records import AuditRecord, group_by_table
 from .sinks.base import AuditSink, AuditSinkError, WriteResult
 from .spool import Spool
 
@@ -57,6 +67,64 @@ def _why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, AuditSinkError) else describe_error(exc)
 
 
+class AuditSession:
+    """One ``trail.session()``: ``write`` as the trail's, ``result`` the totals of every write
+    and flush in it (final once the session has ended: read it after the ``with`` block)."""
+
+    def __init__(self, trail: AuditTrail, write_behind_rows: int) -> None:
+        self.trail = trail
+        self.write_behind_rows = write_behind_rows
+        self.pending: dict[str, list[AuditRecord]] = {}  # table -> buffered rows, in call order
+        self.result = WriteResult()
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(map(len, self.pending.values()))
+
+    def write(self, records: Sequence[AuditRecord]) -> WriteResult:
+        return self.trail.write(records)
+
+    def flush(self) -> WriteResult:
+        """Write the buffered rows (and what the spool holds) now."""
+        return self.trail.flush()
+
+    def _add(self, records: Sequence[AuditRecord]) -> WriteResult:
+        """Buffer ``records``; write each table whose buffer has reached ``write_behind_rows``
+        (all such tables in one call: one statement each, one transaction)."""
+        mine = group_by_table(records)
+        for table, rows in mine.items():
+            self.pending.setdefault(table, []).extend(rows)
+        full = [table for table, rows in self.pending.items() if len(rows) >= self.write_behind_rows]
+        result = WriteResult(attempted=len(records), buffered=sum(len(rows) for table, rows in mine.items() if table not in full))
+        if full:
+            _merge(result, self._flush_pending(full), attempted=False)
+        return result
+
+    def _flush_pending(self, tables: Sequence[str] | None = None) -> WriteResult:
+        """Write the buffers of ``tables`` (all when None); a refused write is spooled whole."""
+        batch: list[AuditRecord] = []
+        for table in list(self.pending) if tables is None else tables:
+            batch.extend(self.pending.pop(table))
+        done = self.trail._write_now(batch)
+        _merge(self.result, done, attempted=False)
+        return done
+
+
+def _merge(into: WriteResult, done: WriteResult, *, attempted: bool = True) -> None:
+    """Add ``done``'s counts to ``into`` (a session's totals, or a buffered call that flushed)."""
+    if attempted:
+        into.attempted += done.attempted
+    if done.inserted is not None:
+        into.inserted = (into.inserted or 0) + done.inserted
+    into.requests += done.requests
+    into.spooled += done.spooled
+    into.replayed += done.replayed
+    into.held += done.held
+    into.dropped += done.dropped
+    for table, n in done.per_table.items():
+        into.per_table[table] = into.per_table.get(table, 0) + n
+
+
 class AuditTrail:
     def __init__(self, sink: AuditSink, spool: Spool, *, max_held_rows: int = MAX_HELD_ROWS) -> None:
         self.sink = sink
@@ -64,6 +132,7 @@ class AuditTrail:
         self.max_held_rows = max_held_rows
         self._held: dict[tuple[str, str], AuditRecord] = {}  # insertion order: oldest first
         self._lock = threading.RLock()
+        self._session: AuditSession | None = None
 
     @classmethod
     def from_config(cls, config: AuditConfig) -> AuditTrail:
@@ -75,36 +144,73 @@ class AuditTrail:
         return len(self._held)
 
     @contextmanager
-    def session(self) -> Iterator[AuditTrail]:
+    def session(self, *, write_behind_rows: int = 0) -> Iterator[AuditSession]:
         """Hold the sink's connection for several writes (a sensor tick), when the sink has one.
-        The trail's lock is taken first, as ``write`` does, so two threads cannot deadlock."""
+        The trail's lock is taken first, as ``write`` does, so two threads cannot deadlock.
+
+        ``write_behind_rows``: buffer the rows of the session's writes per table, write a table
+        when that many of its rows are waiting and all of them at the end, before the session
+        returns (see the module docstring for when that is safe). A nested session shares the
+        outer one, buffer included."""
+        if write_behind_rows < 0:
+            raise ValueError(f"write_behind_rows must be >= 0, got {write_behind_rows}")
         with self._lock:
+            if self._session is not None:
+                yield self._session
+                return
             opener: Any = getattr(self.sink, "session", None)
             with opener() if opener is not None else nullcontext():
-                yield self
+                session = self._session = AuditSession(self, write_behind_rows)
+                try:
+                    yield session
+                finally:  # also when the caller failed: what it wrote is kept (or spooled)
+                    try:
+                        if session.pending:
+                            session._flush_pending()
+                    finally:
+                        self._session = None
 
     def write(self, records: Sequence[AuditRecord]) -> WriteResult:
-        """Replay the spool and the held rows, then write ``records``; keep what the sink did not take."""
-        result = WriteResult(attempted=len(records))
+        """Replay the spool and the held rows, then write ``records``; keep what the sink did not
+        take. In a write-behind session the rows are buffered (``buffered``) instead."""
         with self._lock:
-            failure = self._replay(result)
-            if failure is None and records:
-                try:
-                    done = self.sink.write(records)
-                except Exception as exc:  # AuditSinkError, or a sink bug: keep the rows either way
-                    failure = exc
-                else:
-                    result.inserted = done.inserted
-                    result.requests += done.requests
-                    result.per_table = done.per_table
-                    return result
-            if failure is not None:
-                self._keep(records, result, failure)
-        return result
+            session = self._session
+            if session is not None and session.write_behind_rows and records:
+                session.result.attempted += len(records)
+                return session._add(records)
+            result = self._write_now(records)
+            if session is not None:
+                _merge(session.result, result)
+            return result
 
     def flush(self) -> WriteResult:
-        """Write what the spool and memory hold (e.g. at the start of a sensor tick)."""
-        return self.write(())
+        """Write what a write-behind session buffers, the spool and memory hold (e.g. at the
+        start of a sensor tick)."""
+        with self._lock:
+            session = self._session
+            if session is not None and session.pending:
+                return session._flush_pending()
+            result = self._write_now(())
+            if session is not None:
+                _merge(session.result, result)
+            return result
+
+    def _write_now(self, records: Sequence[AuditRecord]) -> WriteResult:
+        result = WriteResult(attempted=len(records))
+        failure = self._replay(result)
+        if failure is None and records:
+            try:
+                done = self.sink.write(records)
+            except Exception as exc:  # AuditSinkError, or a sink bug: keep the rows either way
+                failure = exc
+            else:
+                result.inserted = done.inserted
+                result.requests += done.requests
+                result.per_table = done.per_table
+                return result
+        if failure is not None:
+            self._keep(records, result, failure)
+        return result
 
     def _replay(self, result: WriteResult) -> Exception | None:
         """Spooled batches oldest first, then the held rows; stop at the first failure."""

@@ -6,6 +6,10 @@ audit outage never delays alerts. The trail spools what the sink cannot take; th
 on because the rows are safe in the spool. When the spool cannot be written either, the rows are
 only in memory, so the cursor stays and the next tick reads them again (``event_id`` keeps them
 single). Nothing here can fail a run: it runs in a sensor.
+
+A tick is one ``trail.write`` of all its rows in a plain ``trail.session()``: one statement per
+table per tick, in DuckDB or the spool when it returns, before the cursor is saved (a
+write-behind session would add nothing to a single write).
 """
 
 from __future__ import annotations

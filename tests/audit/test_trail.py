@@ -6,12 +6,13 @@ import logging
 
 import pytest
 
+from dagster_monitoring.audit import schema
 from dagster_monitoring.audit.alert_records import decision_records, delivery_records
 from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
 from dagster_monitoring.audit.spool import Spool
 from dagster_monitoring.audit.trail import AuditTrail
 
-from ..faults.audit_harness import FileLockedByAnotherProcess
+from ..faults.audit_harness import FileLockedByAnotherProcess, mixed_records
 from ..helpers.factories import make_event, make_router
 from . import timeline as tl
 
@@ -21,6 +22,9 @@ def trail(tmp_path):
     sink = DuckDBSink(tmp_path / "audit.duckdb", dataset="audit_test")
     sink.init()
     return AuditTrail(sink, Spool(tmp_path / "spool"))
+
+
+ALL_TABLES = [t.name for t in schema.tables()]
 
 
 def count(trail, table):
@@ -58,12 +62,15 @@ def test_spooled_records_survive_a_new_process_object(trail, tmp_path):
 
 
 def test_router_decisions_and_deliveries_land_in_alert_notifications(trail, tmp_path, clock):
-    router = make_router({
-        "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "sent.jsonl")}],
-        "routes": [{"receivers": ["file"]}],
-        "policy": {"flap_window": "0s"},
-        "state": {"path": str(tmp_path / "state.db")},
-    }, clock)
+    router = make_router(
+        {
+            "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "sent.jsonl")}],
+            "routes": [{"receivers": ["file"]}],
+            "policy": {"flap_window": "0s"},
+            "state": {"path": str(tmp_path / "state.db")},
+        },
+        clock,
+    )
     router.on_decision = lambda ds: trail.write(decision_records(ds))
     router.on_delivery = lambda os_: trail.write(delivery_records(os_))
     clock.now = tl.at(1)
@@ -73,8 +80,12 @@ def test_router_decisions_and_deliveries_land_in_alert_notifications(trail, tmp_
     clock.now = tl.at(2.5)
     router.process([make_event("repayments_sync", at=clock.now, severity="critical")])
 
-    open_alerts = {r[0]: r for r in trail.sink.query(
-        "SELECT fingerprint, state, opened_at, failures_seen, notifications, severity FROM audit_test.vw_open_alerts")[1]}
+    open_alerts = {
+        r[0]: r
+        for r in trail.sink.query(
+            "SELECT fingerprint, state, opened_at, failures_seen, notifications, severity FROM audit_test.vw_open_alerts"
+        )[1]
+    }
     assert set(open_alerts) == {"dagster:run:loans_daily", "dagster:run:repayments_sync"}
     assert open_alerts["dagster:run:loans_daily"][1:5] == ("continued", tl.at(1), 2, 1)
     assert open_alerts["dagster:run:repayments_sync"][5] == "critical"
@@ -84,20 +95,25 @@ def test_router_decisions_and_deliveries_land_in_alert_notifications(trail, tmp_
     assert {r[0] for r in trail.sink.query("SELECT fingerprint FROM audit_test.vw_open_alerts")[1]} == {"dagster:run:repayments_sync"}
     deliveries = trail.sink.query(
         "SELECT transition, delivered, delivery_status FROM audit_test.alert_notifications "
-        "WHERE record_type = 'delivery' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts")[1]
+        "WHERE record_type = 'delivery' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts"
+    )[1]
     assert deliveries == [("new", True, "delivered"), ("recovered", True, "delivered")]
     decisions = trail.sink.query(
         "SELECT observation, transition FROM audit_test.alert_notifications "
-        "WHERE record_type = 'decision' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts")[1]
+        "WHERE record_type = 'decision' AND fingerprint = 'dagster:run:loans_daily' ORDER BY event_ts"
+    )[1]
     assert decisions == [("opened", "new"), ("continued", "ongoing"), ("recovered", "recovered")]
 
 
 def test_successes_with_no_incident_open_write_no_decision_rows(trail, tmp_path, clock):
-    router = make_router({
-        "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "sent.jsonl")}],
-        "routes": [{"receivers": ["file"]}],
-        "state": {"path": str(tmp_path / "state.db")},
-    }, clock)
+    router = make_router(
+        {
+            "receivers": [{"type": "file", "name": "file", "path": str(tmp_path / "sent.jsonl")}],
+            "routes": [{"receivers": ["file"]}],
+            "state": {"path": str(tmp_path / "state.db")},
+        },
+        clock,
+    )
     router.on_decision = lambda ds: trail.write(decision_records(ds))
     for hour in range(5):  # a job that keeps succeeding
         clock.now = tl.at(hour)
@@ -107,7 +123,7 @@ def test_successes_with_no_incident_open_write_no_decision_rows(trail, tmp_path,
 
 def rows_of(trail, view, where=""):
     columns, rows = trail.sink.query(f"SELECT * FROM audit_test.{view} {where}")
-    return [dict(zip(columns, row)) for row in rows]
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def test_a_dbt_test_recorded_as_check_and_as_dbt_result_is_one_row(trail):
@@ -187,3 +203,60 @@ def test_a_nested_session_shares_the_connection(trail):
         assert trail.sink._session is held  # the inner exit did not close the outer connection
         trail.write(tl.recovery())
     assert trail.sink._session is None and count(trail, "runs") == 6
+
+
+def test_a_plain_session_writes_every_call_before_it_returns(trail):
+    records = mixed_records(12, "plain-")
+    with trail.session() as session:
+        first = session.write(records[:6])
+        assert first.buffered == 0 and first.inserted == 6 and count(trail, "runs") == 1  # durable at return
+        trail.write(records[6:])
+    assert session.result.inserted == 12 and session.result.requests == 12  # six tables, twice
+
+
+def test_write_behind_writes_a_table_when_its_buffer_is_full_and_the_rest_at_the_end(trail):
+    records = mixed_records(30, "wb-")  # the six tables in turn: five rows of each
+    with trail.session(write_behind_rows=3) as session:
+        first = session.write(records[:12])  # two rows of each table: all wait
+        assert (first.buffered, first.inserted, first.requests) == (12, None, 0) and count(trail, "runs") == 0
+        second = session.write(records[12:15])  # a third run, materialization, check: those three tables go
+        assert (second.buffered, second.inserted, second.requests) == (0, 9, 3) and count(trail, "runs") == 3
+        assert sorted(session.pending) == ["alert_notifications", "dbt_test_results", "dlt_loads"] and session.pending_rows == 6
+        third = trail.write(records[15:30])  # the trail's own write buffers too inside the session
+        assert (third.inserted, third.buffered) == (15, 6) and session.pending_rows == 6  # two runs, mats, checks wait
+        assert session.write(records[:1]).inserted == 2  # runs full again; the one written already is kept once
+    assert count(trail, "runs") == 5 and sum(count(trail, t) for t in ALL_TABLES) == 30
+    assert (session.result.attempted, session.result.inserted) == (31, 30) and session.pending_rows == 0
+    assert trail.sink._session is None
+
+
+def test_write_behind_keeps_one_row_when_a_session_writes_a_fact_twice(trail):
+    records = mixed_records(6, "twice-")
+    with trail.session(write_behind_rows=100) as session:
+        session.write(records)
+        session.write(records[:2])
+    assert sum(count(trail, t) for t in ALL_TABLES) == 6 and session.result.inserted == 6
+
+
+def test_write_behind_still_writes_the_buffer_when_the_caller_fails(trail):
+    records = mixed_records(6, "fail-")
+    with pytest.raises(RuntimeError, match="caller bug"), trail.session(write_behind_rows=100) as session:
+        session.write(records)
+        raise RuntimeError("caller bug")
+    assert sum(count(trail, t) for t in ALL_TABLES) == 6 and session.pending_rows == 0
+
+
+def test_write_behind_with_sink_and_spool_down_reports_held_rows_at_the_end(tmp_path):
+    folder = tmp_path / "audit"
+    folder.write_text("a file, not a folder")  # neither the DuckDB file nor the spool can be written
+    trail = AuditTrail(DuckDBSink(folder / "audit.duckdb"), Spool(folder / "spool"))
+    with trail.session(write_behind_rows=100) as session:
+        assert session.write(mixed_records(6, "held-")).held == 0  # buffered: nothing known yet
+    assert session.result.held == 6 and trail.held_rows == 6  # a caller keeps its cursor on this
+    folder.unlink()
+    assert trail.flush().replayed == 6
+
+
+def test_write_behind_rows_must_not_be_negative(trail):
+    with pytest.raises(ValueError, match="write_behind_rows"), trail.session(write_behind_rows=-1):
+        pass

@@ -228,6 +228,22 @@ def _write_calls(trail: AuditTrail, batches: Sequence[Sequence[AuditRecord]]) ->
     return raised, results
 
 
+def _write_behind_calls(trail: AuditTrail, batches: Sequence[Sequence[AuditRecord]], rows: int) -> tuple[int, list[dict], dict]:
+    """Write the batches in one ``trail.session(write_behind_rows=rows)``, as a caller that moves
+    its cursor only after the session has ended; the last dict is the session's totals."""
+    raised, results = 0, []
+    try:
+        with trail.session(write_behind_rows=rows) as session:
+            for batch in batches:
+                r = session.write(batch)
+                results.append({"buffered": r.buffered, "spooled": r.spooled, "held": r.held})
+        total = {"spooled": session.result.spooled, "held": session.result.held, "requests": session.result.requests}
+    except Exception as exc:  # the trail must never raise for an outage; count it if it does
+        raised += 1
+        total = {"error": f"{type(exc).__name__}: {exc}"}
+    return raised, results, total
+
+
 def _flush(trail: AuditTrail) -> tuple[int, Any]:
     try:
         with trail.session():
@@ -291,19 +307,39 @@ class FileLockedByAnotherProcess:
             self.proc.wait(timeout=10)
 
 
-def duckdb_locked(workdir: Path, rows: int = 1200, calls: int = 6) -> dict:
-    folder = workdir / "locked"
+def duckdb_locked(workdir: Path, rows: int = 1200, calls: int = 6, write_behind: int = 0) -> dict:
+    """``write_behind``: the calls in one ``trail.session(write_behind_rows=...)`` instead of a
+    session each, so each flush fails on the lock and is spooled whole."""
+    scenario = "duckdb_locked_write_behind" if write_behind else "duckdb_locked"
+    folder = workdir / ("locked-wb" if write_behind else "locked")
     trail = _duckdb_trail(folder)
     trail.sink.init()
-    records = mixed_records(rows, "locked-")
+    records = mixed_records(rows, f"{folder.name}-")
+    session: dict | None = None
     with captured_logs() as logs:
         started = time.monotonic()
         with FileLockedByAnotherProcess(folder / "audit.duckdb"):
-            raised, during = _write_calls(trail, chunks(records, calls))
+            if write_behind:
+                raised, during, session = _write_behind_calls(trail, chunks(records, calls), write_behind)
+            else:
+                raised, during = _write_calls(trail, chunks(records, calls))
             spooled_files = trail.spool.pending_files()
         flush_raised, _ = _flush(trail)
-        result = _result("duckdb_locked", records, duckdb_counts(folder / "audit.duckdb"), started, raised + flush_raised)
-    return {**result, "during": during, "spooled_files": spooled_files, "left_in_spool": trail.spool.pending_rows(), "logs": logs}
+        result = _result(scenario, records, duckdb_counts(folder / "audit.duckdb"), started, raised + flush_raised)
+    return {
+        **result,
+        "during": during,
+        "session": session,
+        "spooled_files": spooled_files,
+        "left_in_spool": trail.spool.pending_rows(),
+        "logs": logs,
+    }
+
+
+def duckdb_locked_write_behind(workdir: Path, rows: int = 1200, calls: int = 6) -> dict:
+    """(a) for a write-behind session writing a table per twelfth of the rows (about every third
+    call, for the six tables) and the rest at its end."""
+    return duckdb_locked(workdir, rows, calls, write_behind=-(-rows // 12))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -522,6 +558,7 @@ def bigquery_emulator_stopped(emulator: Any, workdir: Path, rows: int = 600, cal
 
 DUCKDB_SCENARIOS: dict[str, Callable[..., dict]] = {
     "duckdb_locked": duckdb_locked,
+    "duckdb_locked_write_behind": duckdb_locked_write_behind,
     "duckdb_permission_denied": duckdb_permission_denied,
     "duckdb_folder_is_a_file": duckdb_folder_is_a_file,
     "duckdb_folder_removed": duckdb_folder_removed,

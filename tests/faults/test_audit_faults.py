@@ -56,6 +56,16 @@ def test_file_locked_by_another_process_spools_every_call_and_replays_once(tmp_p
     assert_nothing_lost_or_doubled(result)
 
 
+def test_a_write_behind_session_on_a_locked_file_spools_each_flush_whole_and_replays_once(tmp_path):
+    result = h.duckdb_locked_write_behind(tmp_path, ROWS, CALLS)
+    during = result["during"]
+    assert during[0] == {"buffered": ROWS // CALLS, "spooled": 0, "held": 0}  # nothing written yet
+    assert any(d["spooled"] for d in during)  # a table's buffer filled mid-session: refused, spooled
+    assert result["session"] == {"spooled": ROWS, "held": 0, "requests": 0}  # every row, the rest at the end
+    assert result["spooled_files"] >= 2 and result["left_in_spool"] == 0
+    assert_nothing_lost_or_doubled(result)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switches to the unprivileged user nobody, which needs root")
 def test_no_permission_on_the_folder_holds_rows_in_memory_until_it_is_writable(tmp_path):
     result = h.duckdb_permission_denied(rows=ROWS, calls=CALLS)

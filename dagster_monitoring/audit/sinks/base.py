@@ -33,6 +33,7 @@ class WriteResult:
     replayed: int = 0  # spooled (or held) rows written on this call
     held: int = 0  # rows of this call kept in memory only: the spool was not writable either
     dropped: int = 0  # held rows given up on this call because memory reached its bound
+    buffered: int = 0  # rows of this call left in a write-behind session's buffer (written by its end)
     per_table: dict[str, int] = field(default_factory=dict)
 
 
