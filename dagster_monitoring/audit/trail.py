@@ -170,6 +170,10 @@ class AuditTrail:
                     finally:
                         self._session = None
 
+    def has_backlog(self) -> bool:
+        """Rows from earlier writes wait to be written (in the spool, or held in memory)."""
+        return bool(self._held) or self.spool.pending_files() > 0
+
     def write(self, records: Sequence[AuditRecord]) -> WriteResult:
         """Replay the spool and the held rows, then write ``records``; keep what the sink did not
         take. In a write-behind session the rows are buffered (``buffered``) instead."""

@@ -7,6 +7,7 @@ from dagster_monitoring.sensors.alerts import build_alert_sensor
 from dagster_monitoring.sensors.audit_capture import build_audit_sensor
 from dagster_monitoring.sensors.watchdog import build_watchdog_sensor
 
+from ..faults.audit_harness import mixed_records
 from .jobs import materialize_loans, run_loans
 from .test_alert_sensor import runtime_for, sent, tick
 
@@ -31,9 +32,20 @@ def test_audit_sensor_writes_runs_materializations_and_checks(tmp_path, instance
     recent = {r[1] for r in sink.query("SELECT * FROM dagster_audit.vw_recent_failures")[1]}
     assert recent == {"fct_loans:row_count_ok"}  # loans_daily failed, then succeeded
 
+    opened = []
+    real_open = sink._open
+    sink._open = lambda *args, **kwargs: (opened.append(args), real_open(*args, **kwargs))[1]
     again_cursor, again = tick(sensor, instance, cursor)  # nothing new: nothing written twice
     assert again.skip_message.startswith("0 run status change(s)")
+    assert opened == []  # an idle tick does not open (and checkpoint) the DuckDB file
+    sink._open = real_open
     assert sink.query("SELECT count(*) FROM dagster_audit.runs")[1] == [(6,)]
+    # rows an outage left in the spool are written by the next tick, even one with nothing new
+    left = mixed_records(12, prefix="outage-")
+    runtime.trail.spool.put(left)
+    _, replayed = tick(sensor, instance, again_cursor)
+    assert "12 replayed from the spool" in replayed.skip_message and runtime.trail.spool.pending_files() == 0
+    assert sink.query("SELECT count(*) FROM dagster_audit.runs")[1] == [(6 + sum(r.TABLE == "runs" for r in left),)]
 
 
 def test_a_sensor_forced_to_raise_makes_the_watchdog_alert_and_then_recover(tmp_path, instance):
