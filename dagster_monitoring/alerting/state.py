@@ -486,8 +486,9 @@ class SqlStateStore:
 
     # -- incidents ---------------------------------------------------------------------------
 
-    # The incident statements run on every router call, so they go to the driver as plain SQL
-    # (``exec_driver_sql``): SQLAlchemy's per-row parameter handling cost more than SQLite itself.
+    # The incident statements (and the outbox's insert and settle) run on every router call, so they
+    # go to the driver as plain SQL (``exec_driver_sql``): SQLAlchemy's per-row parameter handling
+    # cost more than SQLite itself.
 
     def load(self, conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
         """The stored states of these fingerprints; on PostgreSQL the rows stay locked
@@ -564,21 +565,28 @@ class SqlStateStore:
         """Add deliveries; a key already present (a replayed decision) is ignored."""
         if not notifications:
             return
-        rows = [
-            {
-                "key": n.key,
-                "receiver": n.receiver,
-                "fingerprint": n.incident.fingerprint,
-                "incident_id": n.incident.incident_id,
-                "status": PENDING,
-                "attempts": 0,
-                "created_at": _ts(n.created_at),
-                "next_attempt_at": _ts(n.created_at),
-                "payload": to_json(n.to_dict()),
-            }
-            for n in notifications
-        ]
-        conn.execute(self._insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.key]), rows)
+        ph = _placeholder(conn)
+        sql = (
+            f'INSERT INTO {outbox.name} ("key", receiver, fingerprint, incident_id, status, attempts, created_at, next_attempt_at, payload) '
+            f'VALUES ({", ".join([ph] * 9)}) ON CONFLICT ("key") DO NOTHING'
+        )
+        rows = []
+        for n in notifications:
+            created_at = _ts(n.created_at)
+            rows.append(
+                (
+                    n.key,
+                    n.receiver,
+                    n.incident.fingerprint,
+                    n.incident.incident_id,
+                    PENDING,
+                    0,
+                    created_at,
+                    created_at,
+                    to_json(n.to_dict()),
+                )
+            )
+        conn.exec_driver_sql(sql, rows)
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000, skip_receivers: Sequence[str] = ()) -> list[OutboxItem]:
         """Take due pending deliveries (oldest first) and lease them to this caller.
@@ -652,32 +660,24 @@ class SqlStateStore:
     def _apply_updates(self, conn: Connection, updates: Sequence[OutboxUpdate]) -> None:
         if not updates:
             return
-        stmt = (
-            outbox.update()
-            .where(outbox.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"),
-                attempts=sa.bindparam("b_attempts"),
-                next_attempt_at=sa.bindparam("b_next"),
-                last_error=sa.bindparam("b_error"),
-                external_id=sa.bindparam("b_external"),
-                delivered_at=sa.bindparam("b_delivered"),
-                lease_until=None,
-            )
+        ph = _placeholder(conn)
+        sql = (
+            f"UPDATE {outbox.name} SET status = {ph}, attempts = {ph}, next_attempt_at = {ph}, last_error = {ph}, "
+            f"external_id = {ph}, delivered_at = {ph}, lease_until = NULL WHERE id = {ph}"
         )
         rows = [
-            {
-                "b_id": u.id,
-                "b_status": u.status,
-                "b_attempts": u.attempts,
-                "b_next": _ts(u.next_attempt_at),
-                "b_error": u.last_error,
-                "b_external": u.external_id,
-                "b_delivered": _ts(u.delivered_at) if u.delivered_at else None,
-            }
+            (
+                u.status,
+                u.attempts,
+                _ts(u.next_attempt_at),
+                u.last_error,
+                u.external_id,
+                _ts(u.delivered_at) if u.delivered_at else None,
+                u.id,
+            )
             for u in updates
         ]
-        conn.execute(stmt, rows)
+        conn.exec_driver_sql(sql, rows)
 
     # -- groups held for group_wait ------------------------------------------------------------
 
