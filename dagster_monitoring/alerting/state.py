@@ -366,6 +366,79 @@ class OutboxUpdate:
     delivered_at: datetime | None = None
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """True when ``json.loads(to_json(value))`` is ``value`` again, of the same types."""
+    cls = value.__class__
+    if cls in _PLAIN:
+        return True
+    if cls is dict:
+        return all(k.__class__ is str and _plain(v) for k, v in value.items())
+    if cls is list:
+        return all(_plain(v) for v in value)
+    return False  # a tuple comes back a list, a date or a Decimal as text
+
+
+def _utc_or_none(*times: datetime | None) -> bool:
+    return all(t is None or (t.__class__ is datetime and t.tzinfo is timezone.utc) for t in times)
+
+
+def _round_trips(n: Notification) -> bool:
+    """True when ``Notification.from_dict(json.loads(payload))`` of this notification's payload is
+    equal to it in every field and of the same types (what a delivery renders would not differ)."""
+    e, inc = n.event, n.incident
+    return (
+        all(v.__class__ in _PLAIN for v in (n.key, n.receiver, e.source, e.kind, e.entity, e.summary, e.run_id, e.next_action))
+        and inc.incident_id.__class__ is str
+        and inc.fingerprint.__class__ is str
+        and _plain(e.details)
+        and _plain(e.links)
+        and e.owners.__class__ is tuple
+        and all(o.__class__ is str for o in e.owners)
+        and inc.failures.__class__ is int
+        and inc.flaps.__class__ is int
+        and all(t.__class__ is dict and _plain(t) for t in inc.tickets.values())
+        and _utc_or_none(n.created_at, e.occurred_at, inc.first_failed_at, inc.last_failed_at, inc.last_success_at, inc.recovered_at)
+        and all(_round_trips(m) for m in n.members)
+        and all(_round_trips(m) for m in n.also_affected)
+    )
+
+
+class _QueuedPayloads:
+    """Notifications this process just queued, by the payload written for them.
+
+    The router delivers right after it queues, so most claimed rows are ones it wrote moments ago:
+    when a claimed row's payload is exactly a remembered one, the remembered notification is the
+    answer and nothing is parsed. Only notifications that come back from their payload unchanged
+    are remembered (plain JSON values in ``details`` and ``links``, UTC times), so a delivery renders
+    the same either way; anything else, and any row another process wrote, is decoded. Taken once
+    (a retry decodes), bounded, and shared by the stores of the process: the payload decides.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Notification] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, payload: str, notification: Notification) -> None:
+        if not _round_trips(notification):
+            return
+        with self._lock:
+            self._items[payload] = notification
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def take(self, payload: str) -> Notification:
+        with self._lock:
+            known = self._items.pop(payload, None)
+        return known if known is not None else Notification.from_dict(json.loads(payload))
+
+
+_queued = _QueuedPayloads(2048)
+
+
 class SqlStateStore:
     """The default (and, so far, only) store. Thread-safe; share one per process.
 
@@ -573,20 +646,11 @@ class SqlStateStore:
         rows = []
         for n in notifications:
             created_at = _ts(n.created_at)
-            rows.append(
-                (
-                    n.key,
-                    n.receiver,
-                    n.incident.fingerprint,
-                    n.incident.incident_id,
-                    PENDING,
-                    0,
-                    created_at,
-                    created_at,
-                    to_json(n.to_dict()),
-                )
-            )
+            payload = to_json(n.to_dict())
+            rows.append((n.key, n.receiver, n.incident.fingerprint, n.incident.incident_id, PENDING, 0, created_at, created_at, payload))
         conn.exec_driver_sql(sql, rows)
+        for n, row in zip(notifications, rows, strict=True):
+            _queued.remember(row[-1], n)
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000, skip_receivers: Sequence[str] = ()) -> list[OutboxItem]:
         """Take due pending deliveries (oldest first) and lease them to this caller.
@@ -607,7 +671,7 @@ class SqlStateStore:
             for i in range(0, len(ids), _IN_CHUNK):
                 conn.execute(outbox.update().where(outbox.c.id.in_(ids[i : i + _IN_CHUNK])).values(lease_until=_ts(lease_until)))
         return [
-            OutboxItem(r.id, Notification.from_dict(json.loads(r.payload)), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
+            OutboxItem(r.id, _queued.take(r.payload), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
             for r in rows
         ]
 
