@@ -92,8 +92,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+# A state carries up to seven times and most are the same few moments from one save to the next
+# (first failure, last failure, the receivers' marks): the conversion is remembered (bounded).
+_MICROS: dict[datetime, int] = {}
+
+
 def _time(at: datetime | None) -> int | None:
-    return None if at is None else (at - _EPOCH) // _MICROSECOND
+    if at is None:
+        return None
+    micros = _MICROS.get(at)
+    if micros is None:
+        if len(_MICROS) >= 16384:
+            _MICROS.clear()
+        micros = _MICROS[at] = (at - _EPOCH) // _MICROSECOND
+    return micros
 
 
 def _from_time(value: int | None) -> datetime | None:
