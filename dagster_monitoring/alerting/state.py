@@ -680,8 +680,11 @@ class SqlStateStore:
             if not rows:
                 return []
             ids = [r.id for r in rows]
+            ph = _placeholder(conn)
             for i in range(0, len(ids), _IN_CHUNK):
-                conn.execute(outbox.update().where(outbox.c.id.in_(ids[i : i + _IN_CHUNK])).values(lease_until=_ts(lease_until)))
+                chunk = ids[i : i + _IN_CHUNK]
+                sql = f"UPDATE {outbox.name} SET lease_until = {ph} WHERE id IN ({', '.join([ph] * len(chunk))})"
+                conn.exec_driver_sql(sql, (_ts(lease_until), *chunk))
         return [
             OutboxItem(r.id, _queued.take(r.payload), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
             for r in rows
