@@ -387,35 +387,45 @@ def _plain(value: Any) -> bool:
     if cls in _PLAIN:
         return True
     if cls is dict:
-        return all(k.__class__ is str and _plain(v) for k, v in value.items())
+        for k, v in value.items():
+            if k.__class__ is not str or (v.__class__ not in _PLAIN and not _plain(v)):
+                return False
+        return True
     if cls is list:
-        return all(_plain(v) for v in value)
+        for v in value:
+            if v.__class__ not in _PLAIN and not _plain(v):
+                return False
+        return True
     return False  # a tuple comes back a list, a date or a Decimal as text
-
-
-def _utc_or_none(*times: datetime | None) -> bool:
-    return all(t is None or (t.__class__ is datetime and t.tzinfo is timezone.utc) for t in times)
 
 
 def _round_trips(n: Notification) -> bool:
     """True when ``Notification.from_dict(json.loads(payload))`` of this notification's payload is
-    equal to it in every field and of the same types (what a delivery renders would not differ)."""
+    equal to it in every field and of the same types (what a delivery renders would not differ).
+    Written out as loops: it runs for every notification queued."""
     e, inc = n.event, n.incident
-    return (
-        all(v.__class__ in _PLAIN for v in (n.key, n.receiver, e.source, e.kind, e.entity, e.summary, e.run_id, e.next_action))
-        and inc.incident_id.__class__ is str
-        and inc.fingerprint.__class__ is str
-        and _plain(e.details)
-        and _plain(e.links)
-        and e.owners.__class__ is tuple
-        and all(o.__class__ is str for o in e.owners)
-        and inc.failures.__class__ is int
-        and inc.flaps.__class__ is int
-        and all(t.__class__ is dict and _plain(t) for t in inc.tickets.values())
-        and _utc_or_none(n.created_at, e.occurred_at, inc.first_failed_at, inc.last_failed_at, inc.last_success_at, inc.recovered_at)
-        and all(_round_trips(m) for m in n.members)
-        and all(_round_trips(m) for m in n.also_affected)
-    )
+    for value in (n.key, n.receiver, e.source, e.kind, e.entity, e.summary, e.run_id, e.next_action, inc.incident_id, inc.fingerprint):
+        if value.__class__ not in _PLAIN:
+            return False
+    if n.transition.__class__ is not Transition or n.severity.__class__ is not Severity:
+        return False
+    if inc.failures.__class__ is not int or inc.flaps.__class__ is not int or e.owners.__class__ is not tuple:
+        return False
+    for owner in e.owners:
+        if owner.__class__ is not str:
+            return False
+    for at in (n.created_at, e.occurred_at, inc.first_failed_at, inc.last_failed_at, inc.last_success_at, inc.recovered_at):
+        if at is not None and (at.__class__ is not datetime or at.tzinfo is not timezone.utc):
+            return False
+    if not (_plain(e.details) and _plain(e.links)):
+        return False
+    for ticket in inc.tickets.values():
+        if ticket.__class__ is not dict or not _plain(ticket):
+            return False
+    for member in (*n.members, *n.also_affected) if n.members or n.also_affected else ():
+        if not _round_trips(member):
+            return False
+    return True
 
 
 class _QueuedPayloads:
