@@ -88,6 +88,24 @@ def _require_aware(name: str, value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+# ``isoformat()`` of UTC times, remembered (bounded): every notification is written as JSON twice
+# (its outbox row, then what a receiver renders) and a router call's notifications share times.
+# Only exact UTC datetimes, so equal keys always have the same text.
+_ISO: dict[datetime, str] = {}
+
+
+def iso(at: datetime) -> str:
+    """``at.isoformat()``."""
+    if at.tzinfo is not _UTC or at.__class__ is not datetime:
+        return at.isoformat()
+    text = _ISO.get(at)
+    if text is None:
+        if len(_ISO) >= 16384:
+            _ISO.clear()
+        text = _ISO[at] = at.isoformat()
+    return text
+
+
 def short_hash(text: str, length: int = 12) -> str:
     """Stable short id for transports that need one (Jira label, ServiceNow correlation_id)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
@@ -167,7 +185,7 @@ class AlertEvent:
             "entity": self.entity,
             "status": self.status.value,
             "severity": self.severity.value,
-            "occurred_at": self.occurred_at.isoformat(),
+            "occurred_at": iso(self.occurred_at),
             "summary": self.summary,
             "details": self.details,
             "owners": list(self.owners),
