@@ -233,9 +233,11 @@ class _KnownStates:
         self.remember(fingerprint, blob, state)
         return state
 
-    def remember(self, fingerprint: str, blob: str, state: IncidentState) -> None:
+    def remember(self, fingerprint: str, blob: str, state: IncidentState, *, copy: bool = True) -> None:
+        """``copy=False``: the caller hands ``state`` over and never changes it again."""
+        kept = state.copy() if copy else state
         with self._lock:
-            self._items[fingerprint] = (blob, state.copy())
+            self._items[fingerprint] = (blob, kept)
             self._items.move_to_end(fingerprint)
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -599,8 +601,9 @@ class SqlStateStore:
                 found[fp] = _known.decode(fp, blob)
         return found
 
-    def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime) -> None:
-        """Upsert states (one per fingerprint)."""
+    def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime, *, hand_over: bool = False) -> None:
+        """Upsert states (one per fingerprint). ``hand_over``: the caller never changes these states
+        again (the router, at the end of its call), so they are remembered as they are, not copied."""
         if not states:
             return
         ph = _placeholder(conn)
@@ -612,7 +615,7 @@ class SqlStateStore:
         rows = [(s.fingerprint, s.phase.value, updated_at, encode_state(s)) for s in states]
         conn.exec_driver_sql(sql, rows)
         for state, (fp, _, _, blob) in zip(states, rows, strict=True):
-            _known.remember(fp, blob, state)
+            _known.remember(fp, blob, state, copy=not hand_over)
 
     def tickets_for(self, fingerprints: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
         """fingerprint -> receiver -> {key, url, incident_id} of the current incident."""
@@ -634,7 +637,7 @@ class SqlStateStore:
             url = url or (known.get("url") if known.get("key") == key else None)
             state.tickets[receiver] = {"key": key, "url": url or "", "incident_id": incident_id}
             changed.append(state)
-        self.save(conn, list({s.fingerprint: s for s in changed}.values()), now)
+        self.save(conn, list({s.fingerprint: s for s in changed}.values()), now, hand_over=True)
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
