@@ -178,13 +178,14 @@ class AlertEvent:
         return replace(self, severity=severity, tags={**self.tags, ORIGINAL_SEVERITY_TAG: original})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, one key per field (written out: ``dataclasses.fields`` is slow per event)."""
+        """JSON-ready, one key per field (written out, enum values read as ``_value_``: ``dataclasses.fields``
+        and the ``Enum.value`` property are slow per event)."""
         return {
             "source": self.source,
             "kind": self.kind,
             "entity": self.entity,
-            "status": self.status.value,
-            "severity": self.severity.value,
+            "status": self.status._value_,
+            "severity": self.severity._value_,
             "occurred_at": iso(self.occurred_at),
             "summary": self.summary,
             "details": self.details,
