@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from ._frozen import fast_frozen_init
 from .actions import ActionLinks
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
@@ -49,6 +50,7 @@ _by_time = attrgetter("occurred_at")
 SILENCES_MAX_AGE = 1.0
 
 
+@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class Decision:
     """One router decision about one receiver (or about none, when nothing routes)."""
