@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._frozen import fast_frozen_init
 from .events import AlertEvent, Severity, short_hash
 
 
@@ -50,7 +49,6 @@ class Observation(str, enum.Enum):
     STALE = "stale"  # not newer than what we already saw (late or replayed); ignored
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class ReceiverMark:
     """What one receiver has heard about the current incident. Frozen: copies of a state share them."""

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from ._frozen import fast_frozen_init
 from .durations import format_duration
 from .events import ORIGINAL_SEVERITY_TAG, AlertEvent, Severity, iso
 from .lifecycle import IncidentState, Transition
@@ -43,7 +42,6 @@ def link_title(key: str, titles: Mapping[str, str] = LINK_TITLES) -> str:
     return titles.get(key) or LINK_TITLES.get(key) or key.replace("_", " ").capitalize()
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class IncidentSnapshot:
     incident_id: str
@@ -108,7 +106,6 @@ class IncidentSnapshot:
         )
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class Notification:
     """One (incident, transition, receiver) delivery, or one message for a group of them.

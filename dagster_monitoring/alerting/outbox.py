@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ._frozen import fast_frozen_init
 from .config import DeliveryConfig
 from .notification import Notification
 from .redact import describe_error, get_logger
@@ -30,7 +29,6 @@ from .transports.base import DeliveryResult, Transport
 _log = get_logger(__name__)
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class DeliveryOutcome:
     """What happened to one outbox row in this call (also what the audit trail records)."""

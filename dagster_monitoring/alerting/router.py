@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from ._frozen import fast_frozen_init
 from .actions import ActionLinks
 from .config import AlertingConfig
 from .events import AlertEvent, Severity
@@ -50,7 +49,6 @@ _by_time = attrgetter("occurred_at")
 SILENCES_MAX_AGE = 1.0
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class Decision:
     """One router decision about one receiver (or about none, when nothing routes)."""

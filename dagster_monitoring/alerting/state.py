@@ -27,7 +27,6 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._frozen import fast_frozen_init
 from .events import AlertEvent, Severity, Status
 from .grouping import HeldGroup
 from .lifecycle import IncidentState, Phase, ReceiverMark, Transition
@@ -361,7 +360,6 @@ def _from_ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
@@ -371,7 +369,6 @@ class OutboxItem:
     last_error: str | None = None
 
 
-@fast_frozen_init  # made per event: see ._frozen
 @dataclass(frozen=True)
 class OutboxUpdate:
     id: int
