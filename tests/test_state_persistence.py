@@ -586,6 +586,34 @@ def test_details_json_cannot_hold_are_stored_as_text(
     assert card["event"]["details"] == {"day": "2026-11-25", "amount": "1.50"}
 
 
+def test_a_message_delivered_by_the_process_that_queued_it_is_the_one_its_stored_row_renders(
+    tmp_path: Path, state: dict[str, str], clock: SimClock, new_router: RouterFactory
+) -> None:
+    """Delivery reuses the notifications it just queued instead of parsing their rows again: what
+    it sends must be exactly what a process that only has the row (a restart, a retry) would send."""
+    router = new_router(ops_config(tmp_path, state))
+    details: list[dict[str, Any]] = [
+        {"error": "ValueError: boom"},
+        {"day": date(2026, 11, 25), "amount": Decimal("1.50")},
+        {"pair": (1, 2), "nested": {"rows": [1, 2.5, None, True], "note": "é"}},
+        {1: "a key that is not a string"},
+    ]
+    events = [make_event(f"job_{i}", Status.FAILING, at(i), details=d) for i, d in enumerate(details)]
+    events += [
+        make_event(f"grouped_{i}", Status.FAILING, at(5), run_id="run-1", links={"run": "https://d.example/runs/1"}) for i in range(3)
+    ]
+
+    router.process(events)
+
+    cards = {card["key"]: card for card in sent(tmp_path / "ops.jsonl")}
+    rows = router.store.outbox_rows()
+    assert len(cards) == len(rows) == len(details) + 1  # the run's three failures are one message
+    transport = router.transports["ops"]
+    for row in rows:
+        from_row = transport.render(Notification.from_dict(json.loads(row["payload"])))  # type: ignore[attr-defined]
+        assert cards[row["key"]] == json.loads(json.dumps(from_row, default=str, ensure_ascii=False))
+
+
 def test_a_state_remembers_the_run_that_fixed_it_and_reads_rows_written_before_that() -> None:
     fixed = {"run": "https://dagster.example.com/runs/r2", "run_id": "r2"}
     state = IncidentState(FP, Phase.RESOLVING, "abc-1", at(0), at(0), at(5), at(5), at(5), 1, fixed_by=fixed)

@@ -88,6 +88,24 @@ def _require_aware(name: str, value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+# ``isoformat()`` of UTC times, remembered (bounded): every notification is written as JSON twice
+# (its outbox row, then what a receiver renders) and a router call's notifications share times.
+# Only exact UTC datetimes, so equal keys always have the same text.
+_ISO: dict[datetime, str] = {}
+
+
+def iso(at: datetime) -> str:
+    """``at.isoformat()``."""
+    if at.tzinfo is not _UTC or at.__class__ is not datetime:
+        return at.isoformat()
+    text = _ISO.get(at)
+    if text is None:
+        if len(_ISO) >= 16384:
+            _ISO.clear()
+        text = _ISO[at] = at.isoformat()
+    return text
+
+
 def short_hash(text: str, length: int = 12) -> str:
     """Stable short id for transports that need one (Jira label, ServiceNow correlation_id)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
@@ -160,14 +178,15 @@ class AlertEvent:
         return replace(self, severity=severity, tags={**self.tags, ORIGINAL_SEVERITY_TAG: original})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, one key per field (written out: ``dataclasses.fields`` is slow per event)."""
+        """JSON-ready, one key per field (written out, enum values read as ``_value_``: ``dataclasses.fields``
+        and the ``Enum.value`` property are slow per event)."""
         return {
             "source": self.source,
             "kind": self.kind,
             "entity": self.entity,
-            "status": self.status.value,
-            "severity": self.severity.value,
-            "occurred_at": self.occurred_at.isoformat(),
+            "status": self.status._value_,
+            "severity": self.severity._value_,
+            "occurred_at": iso(self.occurred_at),
             "summary": self.summary,
             "details": self.details,
             "owners": list(self.owners),

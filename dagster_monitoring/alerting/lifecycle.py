@@ -107,7 +107,7 @@ class IncidentState:
             self.severity,
             self.last_event,
             dict(self.receivers),
-            {receiver: dict(ticket) for receiver, ticket in self.tickets.items()},
+            {receiver: dict(ticket) for receiver, ticket in self.tickets.items()} if self.tickets else {},
             self.fixed_by,
         )
 

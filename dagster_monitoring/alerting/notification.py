@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from .durations import format_duration
-from .events import ORIGINAL_SEVERITY_TAG, AlertEvent, Severity
+from .events import ORIGINAL_SEVERITY_TAG, AlertEvent, Severity, iso
 from .lifecycle import IncidentState, Transition
 from .presentation import MAX_HEADLINE, Presentation, present
 from .text import truncate
@@ -79,11 +79,11 @@ class IncidentSnapshot:
         return {
             "incident_id": self.incident_id,
             "fingerprint": self.fingerprint,
-            "first_failed_at": self.first_failed_at.isoformat(),
-            "last_failed_at": self.last_failed_at.isoformat() if self.last_failed_at else None,
+            "first_failed_at": iso(self.first_failed_at),
+            "last_failed_at": iso(self.last_failed_at) if self.last_failed_at else None,
             "failures": self.failures,
-            "last_success_at": self.last_success_at.isoformat() if self.last_success_at else None,
-            "recovered_at": self.recovered_at.isoformat() if self.recovered_at else None,
+            "last_success_at": iso(self.last_success_at) if self.last_success_at else None,
+            "recovered_at": iso(self.recovered_at) if self.recovered_at else None,
             "flaps": self.flaps,
             "tickets": {k: dict(v) for k, v in self.tickets.items()},
         }
@@ -311,11 +311,11 @@ class Notification:
         data: dict[str, Any] = {
             "key": self.key,
             "receiver": self.receiver,
-            "transition": self.transition.value,
-            "severity": self.severity.value,
+            "transition": self.transition._value_,  # ``_value_``: the ``value`` property is slow per message
+            "severity": self.severity._value_,
             "event": self.event.to_dict(),
             "incident": self.incident.to_dict(),
-            "created_at": self.created_at.isoformat(),
+            "created_at": iso(self.created_at),
         }
         # Only when set, so an ungrouped notification is stored exactly as before grouping existed.
         if self.members:

@@ -34,6 +34,20 @@ _SECRET_SHAPES = (
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+# redact() is pure for a given set of secrets, and cards repeat the same short texts (entity,
+# summary, error class) for every delivery: answers are remembered until a secret is registered
+# or cleared (the generation guards against an answer computed with the secrets of before).
+_memo: dict[str, str] = {}
+_MEMO_SIZE = 4096
+_MEMO_MAX_TEXT = 1000  # long texts (stack traces) are rarely repeated; not worth the memory
+_generation = 0
+
+
+def _forget_answers() -> None:
+    """Under ``_lock``: the set of secrets changed."""
+    global _generation
+    _generation += 1
+    _memo.clear()
 
 
 def register_secret(value: str | None) -> None:
@@ -54,19 +68,30 @@ def register_secret(value: str | None) -> None:
     parts |= {quote(p, safe="") for p in list(parts)}
     with _lock:
         _secrets.update(p for p in parts if len(p) >= _MIN_PART or p == value)
+        _forget_answers()
 
 
 def redact(text: object) -> str:
     """``text`` as a string with every registered secret masked (longest first), then anything
     shaped like a credential (:data:`_SECRET_SHAPES`)."""
-    out = str(text)
+    original = out = str(text)
+    known = _memo.get(out)
+    if known is not None:
+        return known
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
+        generation = _generation
     for secret in secrets:
         if secret in out:
             out = out.replace(secret, MASK)
     for shape in _SECRET_SHAPES:
         out = shape.sub(_mask_match, out)
+    if len(original) <= _MEMO_MAX_TEXT:
+        with _lock:
+            if generation == _generation:
+                if len(_memo) >= _MEMO_SIZE:
+                    _memo.clear()
+                _memo[original] = out
     return out
 
 
@@ -128,3 +153,4 @@ def clear_registered_secrets() -> None:
     """For tests."""
     with _lock:
         _secrets.clear()
+        _forget_answers()

@@ -171,7 +171,7 @@ class AlertRouter:
                 state = self._apply(state, event, now, result, matching, inhibitors, stored.acks)
                 states[fp] = changed[fp] = state
             self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
-            self.store.save(conn, list(changed.values()), now)
+            self.store.save(conn, list(changed.values()), now, hand_over=True)  # not changed after this
             if stored.acks:  # an acknowledgement ends with its incident
                 ended = [a.id for fp, a in stored.acks.items() if fp in changed and _ack_ended(changed[fp], a.incident_id)]
                 self.store.expire_silences(ended, now, conn)

@@ -92,8 +92,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+# A state carries up to seven times and most are the same few moments from one save to the next
+# (first failure, last failure, the receivers' marks): the conversion is remembered (bounded).
+_MICROS: dict[datetime, int] = {}
+
+
 def _time(at: datetime | None) -> int | None:
-    return None if at is None else (at - _EPOCH) // _MICROSECOND
+    if at is None:
+        return None
+    micros = _MICROS.get(at)
+    if micros is None:
+        if len(_MICROS) >= 16384:
+            _MICROS.clear()
+        micros = _MICROS[at] = (at - _EPOCH) // _MICROSECOND
+    return micros
 
 
 def _from_time(value: int | None) -> datetime | None:
@@ -221,9 +233,11 @@ class _KnownStates:
         self.remember(fingerprint, blob, state)
         return state
 
-    def remember(self, fingerprint: str, blob: str, state: IncidentState) -> None:
+    def remember(self, fingerprint: str, blob: str, state: IncidentState, *, copy: bool = True) -> None:
+        """``copy=False``: the caller hands ``state`` over and never changes it again."""
+        kept = state.copy() if copy else state
         with self._lock:
-            self._items[fingerprint] = (blob, state.copy())
+            self._items[fingerprint] = (blob, kept)
             self._items.move_to_end(fingerprint)
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -366,6 +380,89 @@ class OutboxUpdate:
     delivered_at: datetime | None = None
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """True when ``json.loads(to_json(value))`` is ``value`` again, of the same types."""
+    cls = value.__class__
+    if cls in _PLAIN:
+        return True
+    if cls is dict:
+        for k, v in value.items():
+            if k.__class__ is not str or (v.__class__ not in _PLAIN and not _plain(v)):
+                return False
+        return True
+    if cls is list:
+        for v in value:
+            if v.__class__ not in _PLAIN and not _plain(v):
+                return False
+        return True
+    return False  # a tuple comes back a list, a date or a Decimal as text
+
+
+def _round_trips(n: Notification) -> bool:
+    """True when ``Notification.from_dict(json.loads(payload))`` of this notification's payload is
+    equal to it in every field and of the same types (what a delivery renders would not differ).
+    Written out as loops: it runs for every notification queued."""
+    e, inc = n.event, n.incident
+    for value in (n.key, n.receiver, e.source, e.kind, e.entity, e.summary, e.run_id, e.next_action, inc.incident_id, inc.fingerprint):
+        if value.__class__ not in _PLAIN:
+            return False
+    if n.transition.__class__ is not Transition or n.severity.__class__ is not Severity:
+        return False
+    if inc.failures.__class__ is not int or inc.flaps.__class__ is not int or e.owners.__class__ is not tuple:
+        return False
+    for owner in e.owners:
+        if owner.__class__ is not str:
+            return False
+    for at in (n.created_at, e.occurred_at, inc.first_failed_at, inc.last_failed_at, inc.last_success_at, inc.recovered_at):
+        if at is not None and (at.__class__ is not datetime or at.tzinfo is not timezone.utc):
+            return False
+    if not (_plain(e.details) and _plain(e.links)):
+        return False
+    for ticket in inc.tickets.values():
+        if ticket.__class__ is not dict or not _plain(ticket):
+            return False
+    for member in (*n.members, *n.also_affected) if n.members or n.also_affected else ():
+        if not _round_trips(member):
+            return False
+    return True
+
+
+class _QueuedPayloads:
+    """Notifications this process just queued, by the payload written for them.
+
+    The router delivers right after it queues, so most claimed rows are ones it wrote moments ago:
+    when a claimed row's payload is exactly a remembered one, the remembered notification is the
+    answer and nothing is parsed. Only notifications that come back from their payload unchanged
+    are remembered (plain JSON values in ``details`` and ``links``, UTC times), so a delivery renders
+    the same either way; anything else, and any row another process wrote, is decoded. Taken once
+    (a retry decodes), bounded, and shared by the stores of the process: the payload decides.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Notification] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, payload: str, notification: Notification) -> None:
+        if not _round_trips(notification):
+            return
+        with self._lock:
+            self._items[payload] = notification
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def take(self, payload: str) -> Notification:
+        with self._lock:
+            known = self._items.pop(payload, None)
+        return known if known is not None else Notification.from_dict(json.loads(payload))
+
+
+_queued = _QueuedPayloads(2048)
+
+
 class SqlStateStore:
     """The default (and, so far, only) store. Thread-safe; share one per process.
 
@@ -486,8 +583,9 @@ class SqlStateStore:
 
     # -- incidents ---------------------------------------------------------------------------
 
-    # The incident statements run on every router call, so they go to the driver as plain SQL
-    # (``exec_driver_sql``): SQLAlchemy's per-row parameter handling cost more than SQLite itself.
+    # The incident statements (and the outbox's insert and settle) run on every router call, so they
+    # go to the driver as plain SQL (``exec_driver_sql``): SQLAlchemy's per-row parameter handling
+    # cost more than SQLite itself.
 
     def load(self, conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
         """The stored states of these fingerprints; on PostgreSQL the rows stay locked
@@ -503,8 +601,9 @@ class SqlStateStore:
                 found[fp] = _known.decode(fp, blob)
         return found
 
-    def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime) -> None:
-        """Upsert states (one per fingerprint)."""
+    def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime, *, hand_over: bool = False) -> None:
+        """Upsert states (one per fingerprint). ``hand_over``: the caller never changes these states
+        again (the router, at the end of its call), so they are remembered as they are, not copied."""
         if not states:
             return
         ph = _placeholder(conn)
@@ -513,10 +612,10 @@ class SqlStateStore:
             "ON CONFLICT (fingerprint) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at, state = excluded.state"
         )
         updated_at = _ts(now)
-        rows = [(s.fingerprint, s.phase.value, updated_at, encode_state(s)) for s in states]
+        rows = [(s.fingerprint, s.phase._value_, updated_at, encode_state(s)) for s in states]  # _value_: Enum.value is slow
         conn.exec_driver_sql(sql, rows)
         for state, (fp, _, _, blob) in zip(states, rows, strict=True):
-            _known.remember(fp, blob, state)
+            _known.remember(fp, blob, state, copy=not hand_over)
 
     def tickets_for(self, fingerprints: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
         """fingerprint -> receiver -> {key, url, incident_id} of the current incident."""
@@ -538,7 +637,7 @@ class SqlStateStore:
             url = url or (known.get("url") if known.get("key") == key else None)
             state.tickets[receiver] = {"key": key, "url": url or "", "incident_id": incident_id}
             changed.append(state)
-        self.save(conn, list({s.fingerprint: s for s in changed}.values()), now)
+        self.save(conn, list({s.fingerprint: s for s in changed}.values()), now, hand_over=True)
 
     def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
         sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
@@ -564,21 +663,19 @@ class SqlStateStore:
         """Add deliveries; a key already present (a replayed decision) is ignored."""
         if not notifications:
             return
-        rows = [
-            {
-                "key": n.key,
-                "receiver": n.receiver,
-                "fingerprint": n.incident.fingerprint,
-                "incident_id": n.incident.incident_id,
-                "status": PENDING,
-                "attempts": 0,
-                "created_at": _ts(n.created_at),
-                "next_attempt_at": _ts(n.created_at),
-                "payload": to_json(n.to_dict()),
-            }
-            for n in notifications
-        ]
-        conn.execute(self._insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.key]), rows)
+        ph = _placeholder(conn)
+        sql = (
+            f'INSERT INTO {outbox.name} ("key", receiver, fingerprint, incident_id, status, attempts, created_at, next_attempt_at, payload) '
+            f'VALUES ({", ".join([ph] * 9)}) ON CONFLICT ("key") DO NOTHING'
+        )
+        rows = []
+        for n in notifications:
+            created_at = _ts(n.created_at)
+            payload = to_json(n.to_dict())
+            rows.append((n.key, n.receiver, n.incident.fingerprint, n.incident.incident_id, PENDING, 0, created_at, created_at, payload))
+        conn.exec_driver_sql(sql, rows)
+        for n, row in zip(notifications, rows, strict=True):
+            _queued.remember(row[-1], n)
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int = 1000, skip_receivers: Sequence[str] = ()) -> list[OutboxItem]:
         """Take due pending deliveries (oldest first) and lease them to this caller.
@@ -596,10 +693,13 @@ class SqlStateStore:
             if not rows:
                 return []
             ids = [r.id for r in rows]
+            ph = _placeholder(conn)
             for i in range(0, len(ids), _IN_CHUNK):
-                conn.execute(outbox.update().where(outbox.c.id.in_(ids[i : i + _IN_CHUNK])).values(lease_until=_ts(lease_until)))
+                chunk = ids[i : i + _IN_CHUNK]
+                sql = f"UPDATE {outbox.name} SET lease_until = {ph} WHERE id IN ({', '.join([ph] * len(chunk))})"
+                conn.exec_driver_sql(sql, (_ts(lease_until), *chunk))
         return [
-            OutboxItem(r.id, Notification.from_dict(json.loads(r.payload)), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
+            OutboxItem(r.id, _queued.take(r.payload), r.attempts, _from_ts(r.created_at), r.last_error)  # type: ignore[arg-type]
             for r in rows
         ]
 
@@ -652,32 +752,24 @@ class SqlStateStore:
     def _apply_updates(self, conn: Connection, updates: Sequence[OutboxUpdate]) -> None:
         if not updates:
             return
-        stmt = (
-            outbox.update()
-            .where(outbox.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"),
-                attempts=sa.bindparam("b_attempts"),
-                next_attempt_at=sa.bindparam("b_next"),
-                last_error=sa.bindparam("b_error"),
-                external_id=sa.bindparam("b_external"),
-                delivered_at=sa.bindparam("b_delivered"),
-                lease_until=None,
-            )
+        ph = _placeholder(conn)
+        sql = (
+            f"UPDATE {outbox.name} SET status = {ph}, attempts = {ph}, next_attempt_at = {ph}, last_error = {ph}, "
+            f"external_id = {ph}, delivered_at = {ph}, lease_until = NULL WHERE id = {ph}"
         )
         rows = [
-            {
-                "b_id": u.id,
-                "b_status": u.status,
-                "b_attempts": u.attempts,
-                "b_next": _ts(u.next_attempt_at),
-                "b_error": u.last_error,
-                "b_external": u.external_id,
-                "b_delivered": _ts(u.delivered_at) if u.delivered_at else None,
-            }
+            (
+                u.status,
+                u.attempts,
+                _ts(u.next_attempt_at),
+                u.last_error,
+                u.external_id,
+                _ts(u.delivered_at) if u.delivered_at else None,
+                u.id,
+            )
             for u in updates
         ]
-        conn.execute(stmt, rows)
+        conn.exec_driver_sql(sql, rows)
 
     # -- groups held for group_wait ------------------------------------------------------------
 
