@@ -25,9 +25,10 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from .alerting.actions import ACK, ActionRefused, ActionsConfig, ActionToken, verify_token
+from .alerting.durations import human_duration
 from .alerting.lifecycle import IncidentState
 from .alerting.redact import get_logger
-from .alerting.silences import human_duration, new_ack, new_silence
+from .alerting.silences import new_ack, new_silence
 from .alerting.state import SqlStateStore, used_nonces
 from .alerting.state_health import StateStoreError
 

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .durations import Duration
+from .durations import Duration, human_duration
 from .lifecycle import Transition
 from .notification import Notification
-from .silences import ACK, SILENCE, human_duration
+from .silences import ACK, SILENCE
 from .transports._config import SecretValue
 
 ACTIONS = (ACK, SILENCE)  # what a link does: acknowledge the incidents, or silence them

@@ -52,6 +52,15 @@ def format_duration(delta: timedelta) -> str:
     return f"{secs}s"
 
 
+def human_duration(delta: timedelta) -> str:
+    """Spelled out for buttons and pages (``4 h``, ``30 min``, ``1 h 30 min``); :func:`format_duration` is the compact form for cards."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rem = divmod(minutes, 1440)
+    hours, mins = divmod(rem, 60)
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "min")) if n]
+    return " ".join(parts) or f"{int(delta.total_seconds())} s"
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .events import AlertEvent
@@ -175,15 +175,6 @@ class ActiveSilences:
 
 def _created(row: StoredSilence) -> datetime:
     return row.created_at
-
-
-def human_duration(delta: timedelta) -> str:
-    """``4 h``, ``30 min``, ``2 d``, ``1 h 30 min``: the button title and the pages."""
-    minutes = int(delta.total_seconds() // 60)
-    days, rem = divmod(minutes, 1440)
-    hours, mins = divmod(rem, 60)
-    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "min")) if n]
-    return " ".join(parts) or f"{int(delta.total_seconds())} s"
 
 
 def matchers_json(matchers: Sequence[tuple[str, str]]) -> list[list[str]]:
