@@ -29,7 +29,7 @@ from .durations import Duration, human_duration
 from .lifecycle import Transition
 from .notification import Notification
 from .silences import ACK, SILENCE
-from .transports._config import SecretValue
+from .transports._config import BaseUrl, SecretValue
 
 ACTIONS = (ACK, SILENCE)  # what a link does: acknowledge the incidents, or silence them
 MAX_LINK_INCIDENTS = 10  # a bigger group gets no action buttons (its URL would not fit a card); use the CLI
@@ -43,17 +43,10 @@ class ActionsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_url: str = Field(description="public https URL where `dagster-monitoring serve` is reachable, e.g. https://alerts.example.com")
+    base_url: BaseUrl = Field(description="public https URL where `dagster-monitoring serve` is reachable, e.g. https://alerts.example.com")
     signing_key: SecretValue = Field(description=f"HMAC key for the links, {{env: NAME}}; at least {MIN_KEY_CHARS} characters")
     link_ttl: Duration = Field(default=timedelta(days=7), description="a link works this long after its card was made")
     silence_duration: Duration = Field(default=timedelta(hours=4), description="how long the Silence button silences the incident")
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with https:// (or http:// on a private network)")
-        return value.rstrip("/")
 
     @field_validator("signing_key")
     @classmethod

@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, WrapValidator, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, WrapValidator, field_validator
 
 from ..durations import Duration
 from ..redact import register_secret
@@ -49,6 +49,16 @@ def _resolve_secret(value: Any, handler: Any, info: ValidationInfo) -> SecretStr
 
 
 SecretValue = Annotated[SecretStr, WrapValidator(_resolve_secret)]
+
+
+def _base_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with https:// (or http://)")
+    return value.rstrip("/")
+
+
+# The root URL of an HTTP API or page (Jira, ServiceNow, the card links' serve): a scheme, no trailing "/".
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
 
 
 class ReceiverConfigBase(BaseModel):

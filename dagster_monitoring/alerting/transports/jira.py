@@ -33,7 +33,7 @@ from ..lifecycle import Transition
 from ..notification import Notification
 from ..redact import get_logger
 from ._api import JsonApi, check_credentials, credential_headers, reject_managed_fields
-from ._config import ReceiverConfigBase, SecretValue
+from ._config import BaseUrl, ReceiverConfigBase, SecretValue
 from ._ticket import AWAIT_TICKET_SECONDS, LINK_TITLES, fingerprint_label, one_line, own_ticket, ticket_key, ticket_text, update_text
 from .base import DeliveryResult, HttpJsonPoster
 from .jira_adf import comment_doc, description_doc, to_wiki
@@ -50,7 +50,7 @@ class JiraConfig(ReceiverConfigBase):
     """A Jira project that gets one issue per incident."""
 
     type: Literal["jira"] = "jira"
-    base_url: str = Field(description="https://your-site.atlassian.net, or the Data Center base URL")
+    base_url: BaseUrl = Field(description="https://your-site.atlassian.net, or the Data Center base URL")
     api_version: Literal[2, 3] = Field(default=3, description="3: Jira Cloud (ADF bodies); 2: Data Center / Server (wiki text)")
     email: str | None = Field(default=None, description="Cloud: the account e-mail, with api_token (basic auth)")
     api_token: SecretValue | None = Field(default=None, description="Cloud API token: {env: JIRA_API_TOKEN}")
@@ -70,13 +70,6 @@ class JiraConfig(ReceiverConfigBase):
         default=timedelta(seconds=30),
         description="after a create got no answer, wait this long so the label search can see the issue",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with https:// (or http://)")
-        return value.rstrip("/")
 
     @field_validator("project")
     @classmethod

@@ -32,7 +32,7 @@ from ..notification import Notification
 from ..redact import get_logger
 from ..text import truncate
 from ._api import JsonApi, check_credentials, credential_headers, reject_managed_fields
-from ._config import ReceiverConfigBase, SecretValue
+from ._config import BaseUrl, ReceiverConfigBase, SecretValue
 from ._ticket import AWAIT_TICKET_SECONDS, OPENED_BY, own_ticket, ticket_key, ticket_text, update_text
 from .base import DeliveryResult, HttpJsonPoster
 
@@ -67,7 +67,7 @@ class ServiceNowConfig(ReceiverConfigBase):
     """A ServiceNow instance that gets one incident record per incident."""
 
     type: Literal["servicenow"] = "servicenow"
-    base_url: str = Field(description="the instance, e.g. https://acme.service-now.com")
+    base_url: BaseUrl = Field(description="the instance, e.g. https://acme.service-now.com")
     username: str | None = Field(default=None, description="basic auth user (with password)")
     password: SecretValue | None = Field(default=None, description="{env: SERVICENOW_PASSWORD}")
     bearer_token: SecretValue | None = Field(default=None, description="an OAuth access token instead of basic auth")
@@ -81,13 +81,6 @@ class ServiceNowConfig(ReceiverConfigBase):
     caller_id: str | None = Field(default=None, description="user (name or sys_id) the incidents are raised for")
     close_code: str = Field(default="Solved (Permanently)", min_length=1, description="a close_code choice of your instance")
     extra_fields: dict[str, str] = Field(default_factory=dict, description="more create fields, e.g. category, cmdb_ci")
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with https:// (or http://)")
-        return value.rstrip("/")
 
     @field_validator("urgency", "impact")
     @classmethod
