@@ -163,14 +163,15 @@ class AlertRouter:
             # the silences and acknowledgements of the state DB: at most one query per call
             stored = ActiveSilences.of(self.store.live_silences(conn, now, max_age=SILENCES_MAX_AGE), now)
             matching = MatchCache(self.config.routes, (*self.config.silences, *stored.silences), now)
-            states = self.store.load(conn, (e.fingerprint for e in ordered))
+            # not copied: nothing below changes a loaded state in place (observe and close make new ones)
+            states = self.store.load(conn, (e.fingerprint for e in ordered), copy=False)
             changed: dict[str, IncidentState] = {}
             for event in ordered:
                 fp = event.fingerprint
                 state = states.get(fp) or IncidentState(fp)
                 state = self._apply(state, event, now, result, matching, inhibitors, stored.acks)
                 states[fp] = changed[fp] = state
-            self._recover_due(self.store.in_phase(conn, Phase.RESOLVING), now, result, changed)
+            self._recover_due(self.store.in_phase(conn, Phase.RESOLVING, copy=False), now, result, changed)
             self.store.save(conn, list(changed.values()), now, hand_over=True)  # not changed after this
             if stored.acks:  # an acknowledgement ends with its incident
                 ended = [a.id for fp, a in stored.acks.items() if fp in changed and _ack_ended(changed[fp], a.incident_id)]

@@ -225,10 +225,12 @@ class _KnownStates:
         self._items: OrderedDict[str, tuple[str, IncidentState]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def decode(self, fingerprint: str, blob: str) -> IncidentState:
+    def decode(self, fingerprint: str, blob: str, *, copy: bool = True) -> IncidentState:
+        """``copy=False``: the remembered state itself, for a caller that never changes it (the
+        router: ``observe`` returns a new state)."""
         known = self._items.get(fingerprint)
         if known is not None and known[0] == blob:
-            return known[1].copy()
+            return known[1].copy() if copy else known[1]
         state = decode_state(fingerprint, blob)
         self.remember(fingerprint, blob, state)
         return state
@@ -587,9 +589,10 @@ class SqlStateStore:
     # go to the driver as plain SQL (``exec_driver_sql``): SQLAlchemy's per-row parameter handling
     # cost more than SQLite itself.
 
-    def load(self, conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
+    def load(self, conn: Connection, fingerprints: Iterable[str], *, copy: bool = True) -> dict[str, IncidentState]:
         """The stored states of these fingerprints; on PostgreSQL the rows stay locked
-        (``FOR UPDATE``) until the transaction ends."""
+        (``FOR UPDATE``) until the transaction ends. ``copy=False``: states the caller never
+        changes in place (it makes new ones, as ``observe`` does), so none is copied."""
         keys = list(dict.fromkeys(fingerprints))
         found: dict[str, IncidentState] = {}
         ph = _placeholder(conn)
@@ -598,7 +601,7 @@ class SqlStateStore:
             chunk = keys[i : i + _IN_CHUNK]
             sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE fingerprint IN ({', '.join([ph] * len(chunk))}){lock}"
             for fp, blob in _pairs(conn.exec_driver_sql(sql, tuple(chunk))):
-                found[fp] = _known.decode(fp, blob)
+                found[fp] = _known.decode(fp, blob, copy=copy)
         return found
 
     def save(self, conn: Connection, states: Sequence[IncidentState], now: datetime, *, hand_over: bool = False) -> None:
@@ -639,9 +642,9 @@ class SqlStateStore:
             changed.append(state)
         self.save(conn, list({s.fingerprint: s for s in changed}.values()), now, hand_over=True)
 
-    def in_phase(self, conn: Connection, phase: Phase) -> list[IncidentState]:
+    def in_phase(self, conn: Connection, phase: Phase, *, copy: bool = True) -> list[IncidentState]:
         sql = f"SELECT fingerprint, state FROM {incidents.name} WHERE phase = {_placeholder(conn)}"
-        return [_known.decode(fp, blob) for fp, blob in _pairs(conn.exec_driver_sql(sql, (phase.value,)))]
+        return [_known.decode(fp, blob, copy=copy) for fp, blob in _pairs(conn.exec_driver_sql(sql, (phase.value,)))]
 
     def get(self, fingerprint: str) -> IncidentState | None:
         with self.transaction() as conn:

@@ -179,3 +179,54 @@ def test_a_trail_made_by_an_earlier_version_gets_the_new_views_and_keeps_its_row
             "SELECT comment FROM duckdb_views() WHERE schema_name = 'audit_test' AND comment IS NOT NULL"
         ).fetchall()
     assert comment.startswith("dagster-monitoring views ")
+
+
+# -- the file is attached to the process's in-memory database, and released after ---------------
+
+_OTHER_PROCESS_COUNT = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute('SELECT count(*) FROM audit_test.runs').fetchone()[0])"
+
+
+def _count_from_another_process(path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _OTHER_PROCESS_COUNT, str(path)], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout.strip(), done.stderr
+
+
+def test_another_process_reads_the_file_between_writes_and_not_during_a_session(sink):
+    sink.write(tl.before_recovery())
+    assert _count_from_another_process(sink.path)[:2] == (0, "5")  # the write released the file
+    with sink.session():
+        sink.write(tl.recovery())
+        code, _, err = _count_from_another_process(sink.path)
+        assert code != 0 and "lock" in err.lower()  # held for the tick, as a DuckDB writer holds it
+    code, out, _ = _count_from_another_process(sink.path)
+    assert code == 0 and int(out) > 5
+
+
+def test_two_sinks_of_one_file_in_one_process_share_it_and_reads_work_during_a_session(tmp_path):
+    """DuckDB refuses to attach one file twice in a process: the sinks share one attachment."""
+    path = tmp_path / "audit.duckdb"
+    first, second = DuckDBSink(path, dataset="audit_test"), DuckDBSink(path, dataset="audit_test")
+    with first.session():
+        first.write(tl.before_recovery())
+        assert second.write(tl.recovery()).inserted == len(tl.recovery())
+        assert second.query("SELECT count(*) FROM audit_test.runs")[1] == first.query("SELECT count(*) FROM audit_test.runs")[1]
+        assert second.query_view("vw_run_summary")[1]  # a view made while attached reads the same
+    assert _count_from_another_process(path)[0] == 0
+
+
+def test_a_failed_write_releases_the_file(sink, tmp_path):
+    sink.write(tl.before_recovery())
+    with sink.session():
+        sink.write(tl.recovery())
+        sink.dataset = "no_such_dataset"  # every statement fails from here
+        sink._plans.clear()
+        with pytest.raises(AuditSinkError):
+            sink.write(tl.before_recovery())
+        # the failed connection was given back: the file is free even before the session ends
+        assert _count_from_another_process(sink.path)[0] == 0
+    sink.dataset = "audit_test"
+    sink._plans.clear()
+    assert sink.write(tl.before_recovery()).inserted == 0  # attached again, nothing doubled
