@@ -110,8 +110,11 @@ def ceiling_rate(records: list[AuditRecord], batch: int = 1_000, threads: int | 
     import duckdb
 
     with tempfile.TemporaryDirectory() as d:
-        sink = DuckDBSink(Path(d) / "audit.duckdb")
-        sink.init()
+        path = Path(d) / "audit.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("CREATE SCHEMA dagster_audit")
+        for table in schema.tables():  # every table with its primary key (the sink leaves it out of some)
+            con.execute(schema.duckdb_sql(table.ast, "dagster_audit", primary_key=True))
         now = datetime.now(timezone.utc)
         work = []
         for name, rows in group_by_table(records).items():
@@ -120,7 +123,6 @@ def ceiling_rate(records: list[AuditRecord], batch: int = 1_000, threads: int | 
             sql = f'INSERT INTO dagster_audit."{name}" ({cols}) SELECT {cols} FROM arrow_batch ON CONFLICT (event_id) DO NOTHING'
             full = arrow_table(rows, now, arrow_schema(table))
             work += [(sql, full.slice(i, batch)) for i in range(0, full.num_rows, batch)]
-        con = duckdb.connect(str(sink.path))
         if threads:
             con.execute(f"SET threads = {threads}")
         start, cpu = time.perf_counter(), time.process_time()

@@ -153,12 +153,17 @@ def bigquery_sql(ast: exp.Create, dataset: str, project: str | None = None) -> s
     return _retarget(ast, dataset, project).sql("bigquery", pretty=True)
 
 
-def duckdb_sql(ast: exp.Create, schema: str) -> str:
-    """Transpile for DuckDB: same columns and logic, without BigQuery's storage options."""
+def duckdb_sql(ast: exp.Create, schema: str, *, primary_key: bool = True) -> str:
+    """Transpile for DuckDB: same columns and logic, without BigQuery's storage options.
+    ``primary_key=False``: a table without its (BigQuery: not enforced) primary key, for the
+    tables the DuckDB sink deduplicates by time instead (``AuditRecord.DEDUPE_BY_TIME``)."""
     ast = _retarget(ast, schema, None)
     ast.set("properties", None)
-    for pk in ast.find_all(exp.PrimaryKey):
-        pk.set("options", None)
+    for pk in list(ast.find_all(exp.PrimaryKey)):
+        if primary_key:
+            pk.set("options", None)
+        else:
+            pk.pop()
     for node in ast.find_all(exp.Expression):
         node.comments = None
     return ast.sql("duckdb", pretty=True)

@@ -230,3 +230,74 @@ def test_a_failed_write_releases_the_file(sink, tmp_path):
     sink.dataset = "audit_test"
     sink._plans.clear()
     assert sink.write(tl.before_recovery()).inserted == 0  # attached again, nothing doubled
+
+
+# -- exactly once without a primary key on the tables a sensor tick writes ----------------------
+
+
+def _keyed_tables(sink):
+    return {r[0] for r in sink.query("SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'")[1]}
+
+
+def test_the_tables_a_tick_writes_have_no_primary_key_and_the_others_keep_theirs(sink):
+    from dagster_monitoring.audit.records import BY_TABLE
+
+    by_time = {name for name, record in BY_TABLE.items() if record.DEDUPE_BY_TIME}
+    assert by_time == {"runs", "asset_materializations", "asset_check_evaluations", "alert_notifications"}
+    assert _keyed_tables(sink) == set(BY_TABLE) - by_time
+
+
+def test_a_fact_seen_again_hours_later_is_still_one_row(sink):
+    """A by-time table finds the earlier row within DEDUPE_WINDOW of the new row's event_ts (a
+    status event read again with another time: RUN_STARTING, then RUN_START)."""
+    first = tl.run("r1", "loans_daily", "FAILURE", 1, 60)
+    later = first.model_copy(update={"event_ts": tl.at(9)})  # same event_id, eight hours on
+    assert later.event_id == first.event_id
+    assert sink.write([first]).inserted == 1
+    assert sink.write([later, tl.run("r2", "loans_daily", "SUCCESS", 9, 60)]).inserted == 1
+    assert sink.query("SELECT count(*), count(DISTINCT event_id) FROM audit_test.runs")[1] == [(2, 2)]
+
+
+def test_two_sinks_writing_the_same_rows_at_once_write_each_row_once(tmp_path):
+    """Writers of one file take turns: neither misses the other's rows."""
+    import threading
+
+    path = tmp_path / "audit.duckdb"
+    DuckDBSink(path, dataset="audit_test").init()
+    batch = [tl.run(f"r{i}", "loans_daily", "SUCCESS", i / 100, 5) for i in range(300)]
+    sinks = [DuckDBSink(path, dataset="audit_test") for _ in range(4)]
+    results = []
+    threads = [threading.Thread(target=lambda s=s: results.append(s.write(batch))) for s in sinks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.inserted for r in results) == [0, 0, 0, 300]
+    assert sinks[0].query("SELECT count(*), count(DISTINCT event_id) FROM audit_test.runs")[1] == [(300, 300)]
+
+
+def test_a_trail_made_with_primary_keys_everywhere_loses_them_on_the_by_time_tables_and_keeps_its_rows(tmp_path):
+    """Trails made before the by-time tables are rebuilt once, rows kept, views still reading them."""
+    import duckdb
+
+    from dagster_monitoring.audit import schema
+    from dagster_monitoring.audit.records import BY_TABLE
+
+    path = tmp_path / "audit.duckdb"
+    with duckdb.connect(str(path)) as con:  # what an earlier release made
+        con.execute("CREATE SCHEMA audit_test")
+        for table in schema.tables():
+            con.execute(schema.duckdb_sql(table.ast, "audit_test", primary_key=True))
+        for view in schema.views():
+            con.execute(schema.duckdb_sql(view.ast, "audit_test"))
+    old = DuckDBSink(path, dataset="audit_test")
+    old._keyed = frozenset(t.name for t in schema.tables())
+    old._initialised = True  # an earlier release: it writes with the keys, no rebuild
+    assert old.write(tl.before_recovery()).inserted == 13
+    sink = DuckDBSink(path, dataset="audit_test")
+    assert sink.write(tl.before_recovery() + tl.recovery()).inserted == 2
+    assert _keyed_tables(sink) == {name for name, record in BY_TABLE.items() if not record.DEDUPE_BY_TIME}
+    assert sink.query("SELECT count(*), count(DISTINCT event_id) FROM audit_test.runs")[1] == [(6, 6)]
+    assert sink.query("SELECT count(*) FROM audit_test.asset_check_evaluations")[1] == [(4,)]
+    assert sink.query_view("vw_run_summary")[1]
+    assert "runs__keyed" not in {r[0] for r in sink.query("SELECT table_name FROM information_schema.tables")[1]}
