@@ -247,15 +247,20 @@ def test_the_tables_a_tick_writes_have_no_primary_key_and_the_others_keep_theirs
     assert _keyed_tables(sink) == set(BY_TABLE) - by_time
 
 
-def test_a_fact_seen_again_hours_later_is_still_one_row(sink):
-    """A by-time table finds the earlier row within DEDUPE_WINDOW of the new row's event_ts (a
-    status event read again with another time: RUN_STARTING, then RUN_START)."""
+def test_a_fact_seen_again_with_another_time_inside_the_window_is_one_row_and_outside_two(sink):
+    """A by-time table finds the earlier row within DEDUPE_WINDOW of the new row's event_ts; a
+    writer that gave one fact times further apart would get two rows (the documented limit)."""
+    from dagster_monitoring.audit.records import DEDUPE_WINDOW
+
     first = tl.run("r1", "loans_daily", "FAILURE", 1, 60)
-    later = first.model_copy(update={"event_ts": tl.at(9)})  # same event_id, eight hours on
-    assert later.event_id == first.event_id
+    near = first.model_copy(update={"event_ts": first.event_ts + DEDUPE_WINDOW / 2})  # same event_id
+    far = first.model_copy(update={"event_ts": first.event_ts + DEDUPE_WINDOW * 3})
+    assert near.event_id == far.event_id == first.event_id
     assert sink.write([first]).inserted == 1
-    assert sink.write([later, tl.run("r2", "loans_daily", "SUCCESS", 9, 60)]).inserted == 1
+    assert sink.write([near, tl.run("r2", "loans_daily", "SUCCESS", 9, 60)]).inserted == 1
     assert sink.query("SELECT count(*), count(DISTINCT event_id) FROM audit_test.runs")[1] == [(2, 2)]
+    assert sink.write([far]).inserted == 1
+    assert sink.query("SELECT count(*), count(DISTINCT event_id) FROM audit_test.runs")[1] == [(3, 2)]
 
 
 def test_two_sinks_writing_the_same_rows_at_once_write_each_row_once(tmp_path):
