@@ -306,3 +306,27 @@ def test_a_trail_made_with_primary_keys_everywhere_loses_them_on_the_by_time_tab
     assert sink.query("SELECT count(*) FROM audit_test.asset_check_evaluations")[1] == [(4,)]
     assert sink.query_view("vw_run_summary")[1]
     assert "runs__keyed" not in {r[0] for r in sink.query("SELECT table_name FROM information_schema.tables")[1]}
+
+
+def test_a_forked_child_writes_with_a_database_of_its_own(tmp_path):
+    """A run worker started with fork must not use the parent's in-memory DuckDB database."""
+    import os
+
+    from dagster_monitoring.audit.sinks import duckdb as duckdb_sink
+
+    parent = DuckDBSink(tmp_path / "parent.duckdb", dataset="audit_test")
+    parent.write(tl.before_recovery())  # the parent's database exists now
+    inherited = duckdb_sink._attachments
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if it wrote with a new database
+        try:
+            child = DuckDBSink(tmp_path / "child.duckdb", dataset="audit_test")
+            ok = duckdb_sink._attachments is not inherited and child.write(tl.recovery()).inserted == 2
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert duckdb_sink._attachments is inherited
+    assert DuckDBSink(tmp_path / "child.duckdb", dataset="audit_test").query("SELECT count(*) FROM audit_test.runs")[1] == [(1,)]
+    assert parent.write(tl.recovery()).inserted == 2

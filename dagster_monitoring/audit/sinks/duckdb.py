@@ -31,6 +31,7 @@ permission, disk full, a broken file) is an :class:`AuditSinkError`, which the t
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -205,6 +206,17 @@ def _configured(con: duckdb.DuckDBPyConnection, *, read_only: bool = False, scop
 
 
 _attachments = _Attachments()
+
+
+def _forget_in_child() -> None:
+    """A forked child (a run worker started with ``fork``) must not use its parent's DuckDB
+    database: it starts with none (the parent's is left alone, never closed from here)."""
+    global _attachments
+    _attachments = _Attachments()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class DuckDBSink:
