@@ -405,10 +405,15 @@ class DuckDBSink:
         ingested_at = datetime.now(timezone.utc)
         with self._lock:
             try:
+                # built before the file is attached once its tables are known, so the file is
+                # held for the inserts only; again if reading the tables changed the plans
+                plans = self._plans
+                batches = self._batches(records, ingested_at) if self._initialised else None
                 with self.connect() as con:
                     if not self._initialised:
                         self._create(con)
-                    batches = [self._batch(name, rows, ingested_at) for name, rows in group_by_table(records).items()]
+                    if batches is None or self._plans is not plans:
+                        batches = self._batches(records, ingested_at)
                     with _attachments.writing(self.path):
                         try:
                             self._insert(con, batches, result, on_conflict=False)
@@ -419,6 +424,9 @@ class DuckDBSink:
                 self._drop_session(failed=True)  # a connection that failed is not reused; the next write reopens
                 raise AuditSinkError(f"DuckDB write to {self.path} failed: {describe_error(exc)}") from exc
         return result
+
+    def _batches(self, records: Sequence[AuditRecord], ingested_at: datetime) -> list[_Batch]:
+        return [self._batch(name, rows, ingested_at) for name, rows in group_by_table(records).items()]
 
     def _batch(self, table_name: str, records: Sequence[AuditRecord], ingested_at: datetime) -> _Batch:
         plan = self._plan(table_name)
