@@ -345,30 +345,36 @@ class DuckDBSink:
         ones are rebuilt without it, once, rows and order kept (one transaction per table: a
         failure leaves the table as it was, written with its key until the next try)."""
         keyed = self._keyed or frozenset()
-        for table in schema.tables():
-            if table.name not in keyed or not BY_TABLE[table.name].DEDUPE_BY_TIME:
-                continue
-            started = time.perf_counter()
-            cols = ", ".join(f'"{c}"' for c in table.column_names)
-            old, target = f'"{self.dataset}"."{table.name}__keyed"', f'"{self.dataset}"."{table.name}"'
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f'ALTER TABLE {target} RENAME TO "{table.name}__keyed"')
-                con.execute(schema.duckdb_sql(table.ast, self.dataset, primary_key=False))
-                count = con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {old} ORDER BY ingested_at").fetchone()
-                con.execute(f"DROP TABLE {old}")
-                con.execute("COMMIT")
-            except duckdb.Error:
-                con.execute("ROLLBACK")
-                raise
-            _log.info(
-                "audit table %s.%s rebuilt without its primary key (%d rows, %.1f s): deduplicated by time from now on",
-                self.dataset,
-                table.name,
-                int(count[0]) if count else 0,
-                time.perf_counter() - started,
-            )
+        rebuild = [t for t in schema.tables() if t.name in keyed and BY_TABLE[t.name].DEDUPE_BY_TIME]
+        if not rebuild:
+            return
+        with _attachments.writing(self.path):  # no other writer of this process adds rows meanwhile
+            for table in rebuild:
+                self._rebuild_without_key(con, table)
         self._read_keys(con)
+
+    def _rebuild_without_key(self, con: duckdb.DuckDBPyConnection, table: schema.TableDef) -> None:
+        """One table rebuilt without its primary key, in one transaction."""
+        started = time.perf_counter()
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        old, target = f'"{self.dataset}"."{table.name}__keyed"', f'"{self.dataset}"."{table.name}"'
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f'ALTER TABLE {target} RENAME TO "{table.name}__keyed"')
+            con.execute(schema.duckdb_sql(table.ast, self.dataset, primary_key=False))
+            count = con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {old} ORDER BY ingested_at").fetchone()
+            con.execute(f"DROP TABLE {old}")
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")
+            raise
+        _log.info(
+            "audit table %s.%s rebuilt without its primary key (%d rows, %.1f s): deduplicated by time from now on",
+            self.dataset,
+            table.name,
+            int(count[0]) if count else 0,
+            time.perf_counter() - started,
+        )
 
     def _read_keys(self, con: duckdb.DuckDBPyConnection) -> None:
         """Which tables of this file have a primary key (all of them in a trail made before the
