@@ -34,6 +34,7 @@ def main() -> int:
     results = delivery_harness.all_scenarios(tmp)
     results += [
         state_harness.deleted_at_rest(tmp("deleted")),
+        state_harness.deleted_at_rest(tmp("deleted-trail"), audit_trail=True),
         state_harness.deleted_while_running(tmp("deleted-running")),
         state_harness.corrupt(tmp("corrupt")),
         state_harness.locked(tmp("locked")),

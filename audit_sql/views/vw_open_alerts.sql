@@ -15,7 +15,8 @@ per_incident AS (
     incident_id,
     MIN(event_ts) AS opened_at,
     COUNTIF(transition IS NOT NULL AND transition != 'ongoing' AND silenced_by IS NULL) AS notifications,
-    COUNTIF(observation IN ('opened', 'continued', 'refailed')) AS failures_seen,
+    -- one decision per receiver per event: the failing events are counted by their time
+    COUNT(DISTINCT IF(observation IN ('opened', 'continued', 'refailed'), event_ts, NULL)) AS failures_seen,
     MAX(ticket_key) AS ticket_key
   FROM decisions
   GROUP BY incident_id

@@ -111,6 +111,7 @@ class AlertRouter:
         sleep: Callable[[float], None] | None = None,
         on_decision: Callable[[Sequence[Decision]], object] | None = None,
         on_delivery: Callable[[Sequence[DeliveryOutcome]], object] | None = None,
+        restore_incidents: Callable[[], Sequence[IncidentState]] | None = None,
     ) -> None:
         self.config = config
         self.store = store or SqlStateStore(config.state.sqlalchemy_url(), lock_timeout=config.state.lock_timeout.total_seconds())
@@ -119,6 +120,9 @@ class AlertRouter:
         self.deliverer = Deliverer(self.store, self.transports, config.delivery, sleep=sleep or time.sleep)
         self.on_decision = on_decision
         self.on_delivery = on_delivery
+        # Where the open incidents come back from when the state DB was lost (the audit trail:
+        # ``attach_audit``); asked once per loss, before any event is applied.
+        self.restore_incidents = restore_incidents
         self.fallback = FallbackNotifier(config, self.transports, clock, sleep=sleep or time.sleep)
         self.action_links = ActionLinks(config.actions) if config.actions is not None else None
         self._may_hold = True  # the state DB may hold groups (group_wait now, or before a restart with 0s)
@@ -159,7 +163,10 @@ class AlertRouter:
         inhibitors = Inhibitors(ordered) if self.config.policy.inhibition else None
         if not inhibitors:  # no failing asset check in this call can inhibit anything
             inhibitors = None
+        restored: str | None = None
         with self.store.transaction() as conn:
+            if self.store.restore_due and self.restore_incidents is not None:
+                restored = self._restore(conn, now)
             # the silences and acknowledgements of the state DB: at most one query per call
             stored = ActiveSilences.of(self.store.live_silences(conn, now, max_age=SILENCES_MAX_AGE), now)
             matching = MatchCache(self.config.routes, (*self.config.silences, *stored.silences), now)
@@ -178,10 +185,29 @@ class AlertRouter:
                 self.store.expire_silences(ended, now, conn)
             result.notifications = self._messages(result, conn, now)
             self.store.enqueue(conn, result.notifications)
+        if restored is not None:  # committed: the report of the loss says what came back
+            self.store.loss_handled(restored)
         self._emit_decisions(result.decisions)
         if deliver:
             result.deliveries = self.deliver_pending()
         return result
+
+    def _restore(self, conn: Connection, now: datetime) -> str:
+        """Open incidents of a lost state DB put back from ``restore_incidents``, before this
+        call's events are applied (so a failure that goes on is not news and a recovery reaches
+        whoever heard of it); returns the sentence the report of the loss ends with."""
+        assert self.restore_incidents is not None
+        try:
+            states = list(self.restore_incidents())
+        except Exception as exc:  # the trail is down too: alerting goes on, the report says so
+            _log.error("restoring open incidents after the state DB was lost failed: %s", describe_error(exc))
+            return f"Restoring them from the audit trail failed ({describe_error(exc)}): their recoveries will not be announced."
+        count = self.store.restore(conn, states, now)
+        _log.warning("restored %d open incident(s) from the audit trail after the state DB was lost", count)
+        return (
+            f"{count} open incident(s) were restored from the audit trail (vw_open_alerts), so their recoveries will be "
+            "announced; an incident the trail had not recorded yet is forgotten."
+        )
 
     def tick(self) -> RouterResult:
         """Time-based work with no new events: announce recoveries whose flap window has
@@ -264,7 +290,7 @@ class AlertRouter:
         if obs is Observation.STALE:
             return state
         if obs is Observation.RECOVERED:
-            self._announce_recovery(state, now, obs, result, event.occurred_at)
+            self._announce_recovery(state, now, obs, result, event.occurred_at, event)
             return state
         if obs in (Observation.HEALTHY, Observation.RESOLVING):
             result.decisions.append(
@@ -335,10 +361,13 @@ class AlertRouter:
                 changed[state.fingerprint] = state
                 self._announce_recovery(state, now, Observation.RECOVERED, result, now)
 
-    def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime) -> None:
+    def _announce_recovery(
+        self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime, passing: AlertEvent | None = None
+    ) -> None:
         event = state.last_event
         if event is not None:  # the recovery links the run that fixed it next to the one that failed
-            event = replace(event, links=recovery_links(event.links, state.fixed_by))
+            owners = event.owners or (passing.owners if passing is not None else ())  # none kept: a restored incident's
+            event = replace(event, links=recovery_links(event.links, state.fixed_by), owners=owners)
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(

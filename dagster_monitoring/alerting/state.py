@@ -479,6 +479,7 @@ class SqlStateStore:
         file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
         self.guard = SqliteFileGuard(Path(file).expanduser()) if file and engine is None else None
         self._problems: list[StateProblem] = []
+        self._restore_due = False  # a problem said the open incidents may be gone: see restore()
         self._reopen_lock = threading.Lock()
         self._given_engine = engine
         self._silences_cache: tuple[float, list[StoredSilence]] | None = None  # (monotonic time read, rows)
@@ -504,7 +505,7 @@ class SqlStateStore:
             return self._given_engine
         if self.guard is not None:
             try:
-                self._problems.extend(self.guard.before_open())
+                self._note(self.guard.before_open())
             except OSError as exc:
                 raise StateStoreError(
                     StateProblem(
@@ -515,7 +516,7 @@ class SqlStateStore:
         try:
             metadata.create_all(engine)
             if self.guard is not None:
-                self._problems.extend(self.guard.after_open(engine))
+                self._note(self.guard.after_open(engine))
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             raise StateStoreError(classify_db_error(exc, self.location, self.lock_timeout)) from None
@@ -526,6 +527,37 @@ class SqlStateStore:
         with self._reopen_lock:
             problems, self._problems = self._problems, []
         return problems
+
+    def _note(self, problems: Sequence[StateProblem]) -> None:
+        self._problems.extend(problems)
+        if any(p.lost for p in problems):
+            self._restore_due = True
+
+    @property
+    def restore_due(self) -> bool:
+        """The DB was found deleted, corrupt or replaced since the last :meth:`restore`: the open
+        incidents it held may be gone."""
+        return self._restore_due
+
+    def restore(self, conn: Connection, states: Sequence[IncidentState], now: datetime) -> int:
+        """Put back incidents rebuilt from elsewhere (the audit trail) after a loss, in the
+        caller's transaction: only fingerprints the DB holds no row of (a state written since is
+        newer). Returns how many were put back."""
+        if not states:
+            return 0
+        ph = _placeholder(conn)
+        sql = (
+            f"INSERT INTO {incidents.name} (fingerprint, phase, updated_at, state) VALUES ({ph}, {ph}, {ph}, {ph}) "
+            "ON CONFLICT (fingerprint) DO NOTHING"
+        )
+        return sum(conn.exec_driver_sql(sql, (s.fingerprint, s.phase.value, _ts(now), encode_state(s))).rowcount for s in states)
+
+    def loss_handled(self, outcome: str) -> None:
+        """What was done about a loss (``outcome``, a sentence) replaces "forgotten" in its reports
+        not yet taken; :attr:`restore_due` is False until the next loss."""
+        with self._reopen_lock:
+            self._problems = [p.restored(outcome) if p.lost else p for p in self._problems]
+            self._restore_due = False
 
     @staticmethod
     def _make_engine(url: str, lock_timeout: float = 10.0) -> Engine:
@@ -571,7 +603,7 @@ class SqlStateStore:
             if self.guard is None or not (self.guard.changed() or not rescue):
                 return  # another thread did it
             if rescue:
-                self._problems.append(self.guard.rescue())
+                self._note([self.guard.rescue()])
             if self._engine is not None:
                 self._engine.dispose()
             self._engine = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,22 +31,33 @@ _log = get_logger(__name__)
 
 # kinds of problem; the fallback alert's entity is "<kind> <location>"
 DELETED, REPLACED, CORRUPT, LOCKED, UNAVAILABLE = "deleted", "replaced", "corrupt", "locked", "unavailable"
+# What a lost DB means, said in every report of one; replaced by what restoring them did (see
+# :meth:`StateProblem.restored`) when the router can rebuild them from the audit trail.
+FORGOTTEN = "Open incidents it held are forgotten: their recoveries will not be announced."
 CORRUPT_MARKERS = ("file is not a database", "database disk image is malformed", "malformed database schema")
 
 
 @dataclass(frozen=True)
 class StateProblem:
     """Something a human must hear about the state DB. ``ongoing``: it still stops alerting
-    (locked, unreachable); otherwise it was dealt with and alerting goes on (deleted, corrupt)."""
+    (locked, unreachable); otherwise it was dealt with and alerting goes on (deleted, corrupt).
+    ``lost``: the open incidents the DB held may be gone (the router restores what it can)."""
 
     kind: str
     location: str  # the file path, or the URL without its password
     message: str
     ongoing: bool = False
+    lost: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.location}"
+
+    def restored(self, outcome: str) -> StateProblem:
+        """The same report saying what restoring the incidents did instead of that they are forgotten."""
+        if FORGOTTEN in self.message:
+            return replace(self, message=self.message.replace(FORGOTTEN, outcome))
+        return replace(self, message=f"{self.message} {outcome}")
 
 
 class StateStoreError(RuntimeError):
@@ -113,7 +124,8 @@ class SqliteFileGuard:
                     CORRUPT,
                     str(self.path),
                     f"alert state DB {self.path} was not a readable SQLite database; it was moved to {aside} and a new "
-                    "one started. Open incidents it held are forgotten: their recoveries will not be announced.",
+                    f"one started. {FORGOTTEN}",
+                    lost=True,
                 )
             )
         elif not self.path.exists() and self.marker.exists():
@@ -121,8 +133,9 @@ class SqliteFileGuard:
                 StateProblem(
                     DELETED,
                     str(self.path),
-                    f"alert state DB {self.path} was missing (deleted?) and was created again. Open incidents it held "
-                    "are forgotten: their recoveries will not be announced. Check vw_open_alerts in the audit trail.",
+                    f"alert state DB {self.path} was missing (deleted?) and was created again. {FORGOTTEN} "
+                    "Check vw_open_alerts in the audit trail.",
+                    lost=True,
                 )
             )
         self._expect_new = bool(problems)  # a fresh DB after these: a new id is no news
@@ -140,6 +153,7 @@ class SqliteFileGuard:
                     str(self.path),
                     f"alert state DB {self.path} is not the one this monitoring last used (id {store_id}, expected "
                     f"{known}): it was replaced or restored from a backup. Incidents may be missing or stale.",
+                    lost=True,
                 )
             )
         if known != store_id:
@@ -196,7 +210,8 @@ class SqliteFileGuard:
                 DELETED,
                 str(self.path),
                 f"alert state DB {self.path} was deleted while the monitoring was running and could not be copied back "
-                f"({describe_error(exc)}); a new one was started. Open incidents it held are forgotten.",
+                f"({describe_error(exc)}); a new one was started. {FORGOTTEN}",
+                lost=True,
             )
         finally:
             if anchor is not None:
@@ -207,6 +222,7 @@ class SqliteFileGuard:
                 str(self.path),
                 f"alert state DB {self.path} was replaced while the monitoring was running; the state it held was saved "
                 f"to {where} and the new file is used from now on.",
+                lost=True,
             )
         return StateProblem(
             DELETED,

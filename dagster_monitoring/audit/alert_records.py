@@ -18,6 +18,7 @@ from ..alerting.outbox import DeliveryOutcome
 from ..alerting.router import AlertRouter, Decision
 from .external_records import external_job_records
 from .records import AlertNotificationRecord
+from .restore import restorer
 from .trail import AuditTrail
 
 
@@ -60,9 +61,11 @@ def delivery_records(outcomes: Sequence[DeliveryOutcome]) -> list[AlertNotificat
 
 
 def attach_audit(router: AlertRouter, trail: AuditTrail) -> None:
-    """Write the router's decisions and deliveries to ``trail`` (``alert_notifications``)."""
+    """Write the router's decisions and deliveries to ``trail`` (``alert_notifications``), and
+    rebuild open incidents from it when the state DB is lost (see :mod:`.restore`)."""
     router.on_decision = lambda decisions: trail.write(decision_records(decisions))
     router.on_delivery = lambda outcomes: trail.write(delivery_records(outcomes))
+    router.restore_incidents = restorer(trail)
 
 
 def external_job_writer(trail: AuditTrail) -> Callable[[Sequence[AlertEvent]], object]:

@@ -61,6 +61,18 @@ LAYOUTS: dict[str, ViewLayout] = {
         ),
         cut={"fingerprint": 30, "ticket_key": 10},
     ),
+    "vw_open_alert_receivers": ViewLayout(
+        order_by="fingerprint, incident_id, receiver",
+        columns=(
+            ("fingerprint", "fingerprint"),
+            ("receiver", "receiver"),
+            ("last_notice", "last notice"),
+            ("severity", "severity"),
+            ("notified_at", "at"),
+            ("ticket_key", "ticket"),
+        ),
+        cut={"fingerprint": 30, "ticket_key": 10},
+    ),
     "vw_external_job_runs": ViewLayout(
         order_by="failed DESC, " + _by_severity("severity") + ", last_event_at DESC, source, job_name",
         columns=(
@@ -176,6 +188,12 @@ def read_view(sink: AuditSink, name: str, limit: int | None = None, where: str |
     sql = f"SELECT * FROM {schema.CANONICAL_DATASET}.{name}" + (f" WHERE {where}" if where else "")
     sql += f" ORDER BY {layout.order_by}" + (f" LIMIT {int(limit)}" if limit else "")
     return run_query(sink, sql)
+
+
+def rows_as_dicts(result: tuple[list[str], list[tuple[Any, ...]]]) -> list[dict[str, Any]]:
+    """``(columns, rows)`` as one dict per row, timestamps as aware UTC datetimes (:func:`utc`)."""
+    columns, rows = result
+    return [{c: utc(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
 def utc(value: Any) -> Any:

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from ..audit.read import read_view, run_query, utc
+from ..audit.read import read_view, rows_as_dicts, run_query, utc
 from ..audit.sinks.base import AuditSink
 
 SEVERITIES = ("CRITICAL", "ERROR", "WARN")
@@ -69,11 +69,6 @@ def _day(value: Any) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
-
-
-def _dicts(result: tuple[list[str], list[tuple[Any, ...]]]) -> list[dict[str, Any]]:
-    columns, rows = result
-    return [{c: utc(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
 @dataclass(frozen=True)
@@ -157,7 +152,7 @@ def _owner_map(sink: AuditSink) -> dict[tuple[str, str], str]:
         "SELECT entity_type, entity, MAX(owners) AS owners FROM dagster_audit.vw_entity_events "
         "WHERE owners IS NOT NULL GROUP BY entity_type, entity"
     )
-    return {(r["entity_type"], r["entity"]): r["owners"] for r in _dicts(run_query(sink, sql))}
+    return {(r["entity_type"], r["entity"]): r["owners"] for r in rows_as_dicts(run_query(sink, sql))}
 
 
 def _owner_loads(failing: Iterable[Mapping[str, Any]]) -> list[OwnerLoad]:
@@ -222,7 +217,7 @@ def _external(sink: AuditSink, filters: ReportFilters) -> ExternalJobs:
         schema.require_object(EXTERNAL_JOBS_VIEW)
     except KeyError:  # a schema without the view (an older package's files)
         return ExternalJobs(False, note=f"external job runs show here once the audit trail has the {EXTERNAL_JOBS_VIEW} view")
-    rows = _dicts(read_view(sink, EXTERNAL_JOBS_VIEW, LIST_ROWS))
+    rows = rows_as_dicts(read_view(sink, EXTERNAL_JOBS_VIEW, LIST_ROWS))
     kept = [r for r in rows if filters.source_ok(r.get("source")) and filters.owners_ok(r.get("owners"))]
     if filters.min_severity.upper() != "WARN":  # a severity floor: only failing jobs at or above it
         kept = [r for r in kept if r.get("failed") and filters.severity_ok(r.get("severity"))]
@@ -240,13 +235,13 @@ def fetch_report(sink: AuditSink, *, filters: ReportFilters | None = None, now: 
 
     failing = [
         r
-        for r in _dicts(read_view(sink, "vw_recent_failures"))
+        for r in rows_as_dicts(read_view(sink, "vw_recent_failures"))
         if filters.severity_ok(r.get("severity")) and filters.owners_ok(r.get("owners")) and filters.source_ok(r.get("entity_type"))
     ]
-    hm_rows = [r for r in _dicts(read_view(sink, "vw_failures_9d", where="failures_9d > 0")) if owned(r["entity_type"], r["entity"])]
+    hm_rows = [r for r in rows_as_dicts(read_view(sink, "vw_failures_9d", where="failures_9d > 0")) if owned(r["entity_type"], r["entity"])]
     days, hm = heatmap(hm_rows, now.date())
-    flaky = [r for r in _dicts(read_view(sink, "vw_flaky_checks")) if owned(r["entity_type"], r["entity"])][:LIST_ROWS]
-    runs = [r for r in _dicts(read_view(sink, "vw_run_summary")) if owned("job", r["job_name"])]
+    flaky = [r for r in rows_as_dicts(read_view(sink, "vw_flaky_checks")) if owned(r["entity_type"], r["entity"])][:LIST_ROWS]
+    runs = [r for r in rows_as_dicts(read_view(sink, "vw_run_summary")) if owned("job", r["job_name"])]
     trends = job_trends(runs)
     slowest = sorted((t for t in trends if t.recent_p95_s), key=lambda t: (-(t.recent_p95_s or 0), t.job))[:JOB_ROWS]
     slower = [t for t in trends if t.ratio is not None and t.ratio >= REGRESSION_RATIO]
@@ -254,7 +249,7 @@ def fetch_report(sink: AuditSink, *, filters: ReportFilters | None = None, now: 
     owned_entities = {r["entity"] for r in failing}
     alerts = [
         a
-        for a in _dicts(read_view(sink, "vw_open_alerts"))
+        for a in rows_as_dicts(read_view(sink, "vw_open_alerts"))
         if filters.severity_ok(a.get("severity"))
         and filters.source_ok(a.get("source"), a.get("kind"))
         and (not filters.owners or a.get("entity") in owned_entities or filters.owners_ok(owner_of.get(("job", a.get("entity") or ""))))

@@ -20,7 +20,16 @@ from dagster_monitoring.audit.trail import AuditTrail
 from ..helpers.bigquery import bq_client, bq_emulator, bq_emulator_factory, count_http_requests  # noqa: F401
 from . import timeline as tl
 
-VIEWS = ["vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts", "vw_entity_events"]
+VIEWS = [
+    "vw_recent_failures",
+    "vw_run_summary",
+    "vw_failures_9d",
+    "vw_dbt_test_results",
+    "vw_flaky_checks",
+    "vw_open_alerts",
+    "vw_open_alert_receivers",
+    "vw_entity_events",
+]
 
 
 def sink_on(emulator, client=None, **kwargs) -> BigQuerySink:

@@ -95,7 +95,7 @@ def test_failures_9d_dbt_latest_and_flaky(sink):
 
 
 def test_views_are_empty_on_an_empty_trail(sink):
-    for view in ("vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts"):
+    for view in ("vw_recent_failures", "vw_run_summary", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts", "vw_open_alert_receivers"):
         assert rows(sink, view) == []
 
 

@@ -64,7 +64,7 @@ def write_story(tmp_path, config):
 def test_cli_init_and_query(tmp_path):
     config = duckdb_config(tmp_path)
     result = CliRunner().invoke(main, ["audit", "init", "--config", str(config)])
-    assert result.exit_code == 0 and "7 tables, 8 views" in result.output
+    assert result.exit_code == 0 and "7 tables, 9 views" in result.output
 
     trail = AuditResource(duckdb_path=str(tmp_path / "a.duckdb")).get_trail()
     trail.write(tl.before_recovery())

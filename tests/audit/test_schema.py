@@ -12,7 +12,7 @@ from dagster_monitoring.audit.records import RECORD_TYPES
 
 TABLES = {t.name for t in schema.tables()}
 EXPECTED_TABLES = {"runs", "asset_materializations", "asset_check_evaluations", "dbt_test_results", "dlt_loads", "alert_notifications", "external_job_runs"}
-EXPECTED_VIEWS = {"vw_run_summary", "vw_recent_failures", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts", "vw_entity_events", "vw_external_job_runs"}
+EXPECTED_VIEWS = {"vw_run_summary", "vw_recent_failures", "vw_failures_9d", "vw_dbt_test_results", "vw_flaky_checks", "vw_open_alerts", "vw_open_alert_receivers", "vw_entity_events", "vw_external_job_runs"}
 
 
 def test_all_files_parse_as_bigquery_and_round_trip():

@@ -17,22 +17,29 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from dagster_monitoring.alerting import AlertRouter
 from dagster_monitoring.alerting.state_health import StateStoreError
+from dagster_monitoring.audit.alert_records import attach_audit
+from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
+from dagster_monitoring.audit.spool import Spool
+from dagster_monitoring.audit.trail import AuditTrail
 
 from ..helpers.factories import SimClock, make_event, make_router
 from ..helpers.http_server import Request
 from .delivery_harness import CountingHook, FaultResult, delivery_config, webhook_receiver
 
 
-def _router(tmp: Path, hook: CountingHook, clock: SimClock, **state: Any) -> AlertRouter:
+def _router(tmp: Path, hook: CountingHook, clock: SimClock, *, trail: AuditTrail | None = None, **state: Any) -> AlertRouter:
     config = delivery_config(tmp, [webhook_receiver(hook.url("/hook"))])
     config["state"] = {"path": str(tmp / "state" / "alert_state.db"), **state}
-    return make_router(config, clock)
+    router = make_router(config, clock)
+    if trail is not None:
+        attach_audit(router, trail)
+    return router
 
 
 def _seen(hook: CountingHook) -> tuple[Counter[str], list[dict[str, Any]]]:
@@ -79,23 +86,27 @@ def _timed_process(router: AlertRouter, events: list[Any], ticks: list[float]) -
 FP = "dagster:run:loans_daily"
 
 
-def deleted_at_rest(tmp: Path) -> FaultResult:
-    """Stopped, the DB file is deleted, started again: the loss is announced, naming the file."""
+def deleted_at_rest(tmp: Path, *, audit_trail: bool = False) -> FaultResult:
+    """Stopped, the DB file is deleted, started again: the loss is announced, naming the file.
+    Without an audit trail the incident is gone with the file, so its recovery cannot be
+    announced (the report says so); with one (``audit_trail``) it is rebuilt from the trail and
+    the recovery is announced."""
+    trail = AuditTrail(DuckDBSink(tmp / "audit.duckdb"), Spool(tmp / "spool")) if audit_trail else None
     with CountingHook() as hook:
-        clock = SimClock()
-        router = _router(tmp, hook, clock)
+        clock = SimClock(datetime.now(timezone.utc) - timedelta(hours=1)) if trail else SimClock()  # the trail's views look 30 days back
+        router = _router(tmp, hook, clock, trail=trail)
         router.process([make_event("loans_daily", at=clock())])
         router.deliverer.wait_idle(10)
         router.store.dispose()
         db = tmp / "state" / "alert_state.db"
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             path.unlink(missing_ok=True)
-        router = _router(tmp, hook, clock)
+        router = _router(tmp, hook, clock, trail=trail)
         ticks: list[float] = []
         _timed_process(router, [make_event("loans_daily", "passing", at=clock.advance(minutes=5))], ticks)
         router.store.dispose()
-        result = _result("state DB deleted (at rest)", [f"{FP}|new"], hook, ticks)
-    # The recovery cannot be announced: the incident is gone with the file (the fallback says so).
+        expected = [f"{FP}|new", f"{FP}|recovered"] if trail else [f"{FP}|new"]
+        result = _result("state DB deleted (at rest)" + (", audit trail" if trail else ""), expected, hook, ticks)
     result.notes["recovery_announced"] = bool(_seen(hook)[0][f"{FP}|recovered"])
     return result
 

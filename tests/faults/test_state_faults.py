@@ -18,6 +18,14 @@ def test_deleted_at_rest_is_announced_naming_the_file(tmp_path):
     assert result.notes["recovery_announced"] is False
 
 
+def test_deleted_at_rest_with_an_audit_trail_is_rebuilt_and_the_recovery_announced(tmp_path):
+    result = h.deleted_at_rest(tmp_path, audit_trail=True)
+    assert (result.lost, result.duplicates) == (0, 0), result
+    assert result.notes["recovery_announced"] is True
+    [message] = result.notes["fallback_messages"]
+    assert "alert_state.db was missing (deleted?)" in message and "1 open incident(s) were restored from the audit trail" in message
+
+
 def test_deleted_while_running_is_copied_back_and_the_recovery_still_announced(tmp_path):
     result = h.deleted_while_running(tmp_path)
     assert (result.lost, result.duplicates) == (0, 0), result
