@@ -206,3 +206,43 @@ def test_external_job_runs_give_the_same_views_as_duckdb(bq_sink, tmp_path):
         assert view_rows(bq_sink, view) == view_rows(duck, view), view
     failing = {(r[0], r[1]) for r in view_rows(bq_sink, "vw_recent_failures")[0]}
     assert ("fivetran", "warehouse_pg") not in failing and ("dbt_cloud", "daily build") in failing
+
+
+def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_path):
+    """What a lost state DB is rebuilt from (vw_open_alerts, vw_open_alert_receivers) reads the same
+    on the emulator as on DuckDB, from the decisions of a real router with two receivers."""
+    from dagster_monitoring.audit.alert_records import attach_audit, decision_records
+    from dagster_monitoring.audit.restore import open_incidents
+
+    from ..faults.test_state_restore import _config
+    from ..helpers.factories import SimClock, make_event, make_router
+
+    duck = AuditTrail(DuckDBSink(tmp_path / "audit.duckdb"), Spool(tmp_path / "spool-duck"))
+    big = AuditTrail(bq_sink, Spool(tmp_path / "spool-bq"))
+    clock = SimClock(dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=2))
+    router = make_router(_config(tmp_path), clock)
+    attach_audit(router, duck)
+    to_duckdb = router.on_decision
+    assert to_duckdb is not None
+
+    def to_both(decisions):
+        to_duckdb(decisions)
+        big.write(decision_records(decisions))
+
+    router.on_decision = to_both
+    router.process([make_event("loans_daily", at=clock()), make_event("partner_file", at=clock())])
+    router.process([make_event("loans_daily", at=clock.advance(minutes=5)), make_event("partner_file", "passing", at=clock())])
+    router.wait_idle(10)
+    router.store.dispose()
+
+    def shape(states):
+        return sorted(
+            (s.fingerprint, s.incident_id, s.phase.value, s.consecutive_failures, normalise(s.first_failed_at), normalise(s.last_seen_at),
+             sorted((name, m.transition.value, normalise(m.notified_at)) for name, m in s.receivers.items()))
+            for s in states
+        )
+
+    from_duckdb = shape(open_incidents(duck.sink))
+    assert from_duckdb == shape(open_incidents(bq_sink))
+    assert [row[0] for row in from_duckdb] == ["dagster:run:loans_daily"]  # partner_file recovered
+    assert from_duckdb[0][3] == 2 and [r[0] for r in from_duckdb[0][6]] == ["mail", "teams"]
