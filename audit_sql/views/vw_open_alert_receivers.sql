@@ -1,11 +1,13 @@
--- Who was told about each open incident (vw_open_alerts): per incident and receiver, the last
--- notice queued for it and the ticket a delivery to it opened or linked. The alert router rebuilds
--- its memory from this and vw_open_alerts when its state DB was lost (deleted, corrupt).
+-- Who heard of each open incident (vw_open_alerts): per incident and receiver, the last notice
+-- decided for it, when, and the ticket a delivery to it opened or linked. A receiver counts once
+-- a delivery of the incident reached it (a notice still queued or held when the state DB was
+-- lost never went out). The alert router rebuilds a lost state DB from this and vw_open_alerts.
 CREATE OR REPLACE VIEW dagster_audit.vw_open_alert_receivers AS
 WITH recent AS (
   SELECT * FROM dagster_audit.alert_notifications
   WHERE event_ts >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 30 DAY)
     AND receiver IS NOT NULL
+    AND incident_id IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingested_at) = 1
 ),
 notices AS (
@@ -16,10 +18,10 @@ notices AS (
     AND silenced_by IS NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY incident_id, receiver ORDER BY event_ts DESC, transition) = 1
 ),
-tickets AS (
+delivered AS (
   SELECT incident_id, receiver, MAX(ticket_key) AS ticket_key
   FROM recent
-  WHERE record_type = 'delivery' AND delivered AND ticket_key IS NOT NULL
+  WHERE record_type = 'delivery' AND delivered
   GROUP BY incident_id, receiver
 )
 SELECT
@@ -29,9 +31,9 @@ SELECT
   n.transition AS last_notice,
   n.severity,
   n.event_ts AS notified_at,
-  t.ticket_key
+  d.ticket_key
 FROM dagster_audit.vw_open_alerts AS o
 JOIN notices AS n
   ON n.incident_id = o.incident_id
-LEFT JOIN tickets AS t
-  ON t.incident_id = n.incident_id AND t.receiver = n.receiver;
+JOIN delivered AS d
+  ON d.incident_id = n.incident_id AND d.receiver = n.receiver;

@@ -20,6 +20,10 @@ from typing import Any
 
 from .events import AlertEvent, Severity, short_hash
 
+# Set on the last failing event of an incident rebuilt after its state DB was lost (see
+# ``AlertRouter.restore_incidents``): that event carries only what the audit trail kept.
+RESTORED_TAG = "dagster-monitoring/restored_from"
+
 
 class Phase(str, enum.Enum):
     OK = "ok"

@@ -9,6 +9,7 @@ and every delivery outcome is also handed to ``on_record`` (the audit trail's ``
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,14 +22,25 @@ from .config import AlertingConfig
 from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
 from .grouping import Inhibitors, fold_inhibited, group_notifications, hold_groups
-from .lifecycle import IncidentState, Observation, Phase, ReceiverMark, Transition, close, observe, recovery_due, recovery_links
+from .lifecycle import (
+    RESTORED_TAG,
+    IncidentState,
+    Observation,
+    Phase,
+    ReceiverMark,
+    Transition,
+    close,
+    observe,
+    recovery_due,
+    recovery_links,
+)
 from .notification import IncidentSnapshot, Notification
 from .outbox import Deliverer, DeliveryOutcome
 from .policy import MatchCache, effective_severity, receivers_for
 from .redact import describe_error, get_logger
 from .silences import ActiveSilences, StoredSilence
 from .state import SqlStateStore
-from .state_health import StateStoreError
+from .state_health import RESTORED, StateProblem, StateStoreError
 from .transports import build_transports
 from .transports.base import Transport
 
@@ -47,6 +59,8 @@ _by_time = attrgetter("occurred_at")
 # router's own store (the serve endpoint) applies at once, one made by another process (the CLI)
 # within this long. Reading them on every call cost ~10 % of a one-event call.
 SILENCES_MAX_AGE = 1.0
+# Seconds between tries to rebuild a lost state DB's incidents from an audit trail that failed.
+RESTORE_RETRY = 300.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,8 @@ class AlertRouter:
         self.restore_incidents = restore_incidents
         self.fallback = FallbackNotifier(config, self.transports, clock, sleep=sleep or time.sleep)
         self.action_links = ActionLinks(config.actions) if config.actions is not None else None
+        self._restore_lock = threading.Lock()
+        self._restore_retry_at: float | None = None  # monotonic time a failed restore is tried again
         self._may_hold = True  # the state DB may hold groups (group_wait now, or before a restart with 0s)
 
     # -- public API --------------------------------------------------------------------------
@@ -136,6 +152,8 @@ class AlertRouter:
         is raised after a human was told through the fallback path, so the caller (a sensor)
         fails its tick and reads the same events again on the next one."""
         try:
+            if self.restore_incidents is not None and self.store.restore_due:
+                self._restore()
             result = self._process(events, deliver=deliver)
         except StateStoreError as exc:
             self.report_state_failure(exc)
@@ -151,8 +169,13 @@ class AlertRouter:
     def check_state_health(self) -> None:
         """The DB answered: report what the store found and dealt with (a deleted or corrupt file)
         and announce the end of earlier outages."""
-        for problem in self.store.take_problems():
+        # a loss is reported once a restore was tried (it says what came back), or at once without one
+        hold = self.restore_incidents is not None and self.store.restore_due and self._restore_retry_at is None
+        problems = self.store.take_problems(hold_lost=hold)
+        for problem in problems:
             self.fallback.report(problem)
+        if any(p.lost for p in problems):  # nothing restores: the loss is reported as forgotten, and over
+            self.store.loss_handled(None)
         if self.fallback.has_ongoing:
             self.fallback.resolve_ongoing()
 
@@ -163,10 +186,7 @@ class AlertRouter:
         inhibitors = Inhibitors(ordered) if self.config.policy.inhibition else None
         if not inhibitors:  # no failing asset check in this call can inhibit anything
             inhibitors = None
-        restored: str | None = None
         with self.store.transaction() as conn:
-            if self.store.restore_due and self.restore_incidents is not None:
-                restored = self._restore(conn, now)
             # the silences and acknowledgements of the state DB: at most one query per call
             stored = ActiveSilences.of(self.store.live_silences(conn, now, max_age=SILENCES_MAX_AGE), now)
             matching = MatchCache(self.config.routes, (*self.config.silences, *stored.silences), now)
@@ -185,29 +205,49 @@ class AlertRouter:
                 self.store.expire_silences(ended, now, conn)
             result.notifications = self._messages(result, conn, now)
             self.store.enqueue(conn, result.notifications)
-        if restored is not None:  # committed: the report of the loss says what came back
-            self.store.loss_handled(restored)
         self._emit_decisions(result.decisions)
         if deliver:
             result.deliveries = self.deliver_pending()
         return result
 
-    def _restore(self, conn: Connection, now: datetime) -> str:
-        """Open incidents of a lost state DB put back from ``restore_incidents``, before this
-        call's events are applied (so a failure that goes on is not news and a recovery reaches
-        whoever heard of it); returns the sentence the report of the loss ends with."""
+    def _restore(self) -> None:
+        """Open incidents of a lost state DB put back from ``restore_incidents`` (the audit trail),
+        before the events of this call are applied: a failure that goes on is not news, and a
+        recovery reaches whoever heard of it. Read before the state transaction (a slow trail
+        holds no lock); only fingerprints with no row are written (a state saved since is newer).
+        A trail that fails is tried again every ``RESTORE_RETRY`` seconds."""
         assert self.restore_incidents is not None
-        try:
-            states = list(self.restore_incidents())
-        except Exception as exc:  # the trail is down too: alerting goes on, the report says so
-            _log.error("restoring open incidents after the state DB was lost failed: %s", describe_error(exc))
-            return f"Restoring them from the audit trail failed ({describe_error(exc)}): their recoveries will not be announced."
-        count = self.store.restore(conn, states, now)
-        _log.warning("restored %d open incident(s) from the audit trail after the state DB was lost", count)
-        return (
-            f"{count} open incident(s) were restored from the audit trail (vw_open_alerts), so their recoveries will be "
-            "announced; an incident the trail had not recorded yet is forgotten."
-        )
+        with self._restore_lock:
+            if not self.store.restore_due or (self._restore_retry_at is not None and time.monotonic() < self._restore_retry_at):
+                return
+            retried = self._restore_retry_at is not None
+            try:
+                states = list(self.restore_incidents())
+            except Exception as exc:  # the trail is down too: alerting goes on, the report says so
+                self._restore_retry_at = time.monotonic() + RESTORE_RETRY
+                _log.error("restoring open incidents after the state DB was lost failed: %s", describe_error(exc))
+                if not retried:
+                    self.store.loss_reported(
+                        f"Open incidents it held could not be restored from the audit trail ({describe_error(exc)}); this is "
+                        f"tried again every {RESTORE_RETRY / 60:.0f} minutes, and until it works their recoveries will not be announced."
+                    )
+                return
+            for state in states:  # a chat or mail delivery row names the ticket it linked, not one it owns
+                state.tickets = {name: t for name, t in state.tickets.items() if getattr(self.transports.get(name), "opens_tickets", False)}
+            with self.store.transaction() as conn:
+                count = self.store.restore(conn, states, self.clock())
+            self._restore_retry_at = None
+            _log.warning("restored %d open incident(s) from the audit trail after the state DB was lost", count)
+            outcome = (
+                f"{count} open incident(s) it held were restored from the audit trail (vw_open_alerts), so their recoveries "
+                "will be announced; silences, acknowledgements and anything the trail had not recorded yet are not."
+            )
+            if not retried:
+                self.store.loss_handled(outcome)
+                return
+            self.store.loss_handled(None)  # the loss was reported when the first try failed: this is news
+            location = self.store.location
+            self.store.note_problem(StateProblem(RESTORED, location, f"alert state DB {location}: after all, {outcome}"))
 
     def tick(self) -> RouterResult:
         """Time-based work with no new events: announce recoveries whose flap window has
@@ -366,8 +406,8 @@ class AlertRouter:
     ) -> None:
         event = state.last_event
         if event is not None:  # the recovery links the run that fixed it next to the one that failed
-            owners = event.owners or (passing.owners if passing is not None else ())  # none kept: a restored incident's
-            event = replace(event, links=recovery_links(event.links, state.fixed_by), owners=owners)
+            restored = passing is not None and not event.owners and RESTORED_TAG in event.tags  # the trail keeps no owners
+            event = replace(event, links=recovery_links(event.links, state.fixed_by), owners=passing.owners if restored else event.owners)  # type: ignore[union-attr]
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(

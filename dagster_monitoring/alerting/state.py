@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]  # C encoder, see to_json
 from pathlib import Path
@@ -522,11 +522,13 @@ class SqlStateStore:
             raise StateStoreError(classify_db_error(exc, self.location, self.lock_timeout)) from None
         return engine
 
-    def take_problems(self) -> list[StateProblem]:
-        """Problems found since the last call (each reported once)."""
+    def take_problems(self, *, hold_lost: bool = False) -> list[StateProblem]:
+        """Problems found since the last call (each reported once). ``hold_lost``: reports of a
+        loss stay until :meth:`loss_handled` or :meth:`loss_reported` says what was done about it."""
         with self._reopen_lock:
-            problems, self._problems = self._problems, []
-        return problems
+            taken = [p for p in self._problems if not (hold_lost and p.lost)]
+            self._problems = [p for p in self._problems if hold_lost and p.lost]
+        return taken
 
     def _note(self, problems: Sequence[StateProblem]) -> None:
         self._problems.extend(problems)
@@ -552,12 +554,26 @@ class SqlStateStore:
         )
         return sum(conn.exec_driver_sql(sql, (s.fingerprint, s.phase.value, _ts(now), encode_state(s))).rowcount for s in states)
 
-    def loss_handled(self, outcome: str) -> None:
-        """What was done about a loss (``outcome``, a sentence) replaces "forgotten" in its reports
-        not yet taken; :attr:`restore_due` is False until the next loss."""
+    def loss_reported(self, outcome: str | None) -> None:
+        """What was done about a loss (``outcome``, a sentence; None: nothing) replaces "forgotten"
+        in its reports not yet taken; :attr:`restore_due` stays (a restore that failed is tried again)."""
         with self._reopen_lock:
-            self._problems = [p.restored(outcome) if p.lost else p for p in self._problems]
-            self._restore_due = False
+            if outcome is not None:
+                self._problems = [p.restored(outcome) if p.lost else p for p in self._problems]
+            self._problems = [replace(p, lost=False) if p.lost else p for p in self._problems]  # not held any more
+
+    def loss_handled(self, outcome: str | None) -> None:
+        """:meth:`loss_reported`, and the loss is over: :attr:`restore_due` is False until the next
+        one, and the note of it in the DB is removed."""
+        self.loss_reported(outcome)
+        self._restore_due = False
+        if self.guard is not None and self._engine is not None:
+            self.guard.forget_loss(self._engine)
+
+    def note_problem(self, problem: StateProblem) -> None:
+        """A problem for the router to report with the others (e.g. incidents restored late)."""
+        with self._reopen_lock:
+            self._problems.append(problem)
 
     @staticmethod
     def _make_engine(url: str, lock_timeout: float = 10.0) -> Engine:

@@ -16,6 +16,7 @@ path (which needs no state), and, for the SQLite default, guards the file:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import uuid
@@ -31,6 +32,7 @@ _log = get_logger(__name__)
 
 # kinds of problem; the fallback alert's entity is "<kind> <location>"
 DELETED, REPLACED, CORRUPT, LOCKED, UNAVAILABLE = "deleted", "replaced", "corrupt", "locked", "unavailable"
+RESTORED = "restored"  # a lost DB's incidents came back from the audit trail after a failed first try
 # What a lost DB means, said in every report of one; replaced by what restoring them did (see
 # :meth:`StateProblem.restored`) when the router can rebuild them from the audit trail.
 FORGOTTEN = "Open incidents it held are forgotten: their recoveries will not be announced."
@@ -110,6 +112,7 @@ class SqliteFileGuard:
         self._identity: tuple[int, int] | None = None
         self._anchor: sqlite3.Connection | None = None  # holds the inode open, for a rescue
         self._expect_new = False
+        self._lost: StateProblem | None = None  # a loss before_open found, for after_open to write down
 
     # -- at open -----------------------------------------------------------------------------
 
@@ -139,12 +142,16 @@ class SqliteFileGuard:
                 )
             )
         self._expect_new = bool(problems)  # a fresh DB after these: a new id is no news
+        self._lost = next((p for p in problems if p.lost), None)
         return problems
 
     def after_open(self, engine: sa.Engine) -> list[StateProblem]:
-        """Record the DB's id in the marker (or compare with it), and pin the inode."""
+        """Record the DB's id in the marker (or compare with it), and pin the inode. A loss found
+        at this open is written into the new DB (``dm_meta``), and one that another process found
+        (a CLI that opened the file first, a process that died before restoring) is read back:
+        the process that restores and reports it need not be the one that found it."""
         store_id = _store_id(engine)
-        problems = []
+        problems = self._carry_loss(engine)
         known = self.marker.read_text(encoding="utf-8").strip() if self.marker.exists() else None
         if known and known != store_id and not self._expect_new:
             problems.append(
@@ -153,7 +160,6 @@ class SqliteFileGuard:
                     str(self.path),
                     f"alert state DB {self.path} is not the one this monitoring last used (id {store_id}, expected "
                     f"{known}): it was replaced or restored from a backup. Incidents may be missing or stale.",
-                    lost=True,
                 )
             )
         if known != store_id:
@@ -162,6 +168,26 @@ class SqliteFileGuard:
             tmp.replace(self.marker)
         self._pin()
         return problems
+
+    def _carry_loss(self, engine: sa.Engine) -> list[StateProblem]:
+        lost, self._lost = self._lost, None
+        with engine.begin() as conn:
+            if lost is not None:
+                value = json.dumps([lost.kind, lost.message])
+                conn.execute(meta.delete().where(meta.c.key == LOSS_KEY))
+                conn.execute(meta.insert().values(key=LOSS_KEY, value=value))
+                return []
+            found = conn.execute(sa.select(meta.c.value).where(meta.c.key == LOSS_KEY)).scalar()
+        if not found:
+            return []
+        kind, message = json.loads(found)
+        return [StateProblem(kind, str(self.path), message, lost=True)]
+
+    @staticmethod
+    def forget_loss(engine: sa.Engine) -> None:
+        """The loss written down at open was dealt with (restored, or reported as forgotten)."""
+        with engine.begin() as conn:
+            conn.execute(meta.delete().where(meta.c.key == LOSS_KEY))
 
     def _pin(self) -> None:
         st = os.stat(self.path)
@@ -222,7 +248,6 @@ class SqliteFileGuard:
                 str(self.path),
                 f"alert state DB {self.path} was replaced while the monitoring was running; the state it held was saved "
                 f"to {where} and the new file is used from now on.",
-                lost=True,
             )
         return StateProblem(
             DELETED,
@@ -259,6 +284,9 @@ meta = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(255), nullable=False),
 )
+
+
+LOSS_KEY = "lost"  # dm_meta: a loss found at open and not dealt with yet, as JSON [kind, message]
 
 
 def _store_id(engine: sa.Engine) -> str:

@@ -211,7 +211,7 @@ def test_external_job_runs_give_the_same_views_as_duckdb(bq_sink, tmp_path):
 def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_path):
     """What a lost state DB is rebuilt from (vw_open_alerts, vw_open_alert_receivers) reads the same
     on the emulator as on DuckDB, from the decisions of a real router with two receivers."""
-    from dagster_monitoring.audit.alert_records import attach_audit, decision_records
+    from dagster_monitoring.audit.alert_records import attach_audit, decision_records, delivery_records
     from dagster_monitoring.audit.restore import open_incidents
 
     from ..faults.test_state_restore import _config
@@ -220,16 +220,20 @@ def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_p
     duck = AuditTrail(DuckDBSink(tmp_path / "audit.duckdb"), Spool(tmp_path / "spool-duck"))
     big = AuditTrail(bq_sink, Spool(tmp_path / "spool-bq"))
     clock = SimClock(dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=2))
-    router = make_router(_config(tmp_path), clock)
+    router = make_router(_config(tmp_path, flap_window="15m"), clock)
     attach_audit(router, duck)
-    to_duckdb = router.on_decision
-    assert to_duckdb is not None
+    decided, delivered = router.on_decision, router.on_delivery
+    assert decided is not None and delivered is not None
 
-    def to_both(decisions):
-        to_duckdb(decisions)
+    def decisions_to_both(decisions):
+        decided(decisions)
         big.write(decision_records(decisions))
 
-    router.on_decision = to_both
+    def deliveries_to_both(outcomes):
+        delivered(outcomes)
+        big.write(delivery_records(outcomes))
+
+    router.on_decision, router.on_delivery = decisions_to_both, deliveries_to_both
     router.process([make_event("loans_daily", at=clock()), make_event("partner_file", at=clock())])
     router.process([make_event("loans_daily", at=clock.advance(minutes=5)), make_event("partner_file", "passing", at=clock())])
     router.wait_idle(10)
@@ -237,12 +241,14 @@ def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_p
 
     def shape(states):
         return sorted(
-            (s.fingerprint, s.incident_id, s.phase.value, s.consecutive_failures, normalise(s.first_failed_at), normalise(s.last_seen_at),
+            (s.fingerprint, s.incident_id, s.phase.value, s.consecutive_failures, s.flaps, s.severity,
+             *(normalise(t) for t in (s.first_failed_at, s.last_failed_at, s.last_success_at, s.resolving_since, s.last_seen_at)),
              sorted((name, m.transition.value, normalise(m.notified_at)) for name, m in s.receivers.items()))
             for s in states
         )
 
     from_duckdb = shape(open_incidents(duck.sink))
     assert from_duckdb == shape(open_incidents(bq_sink))
-    assert [row[0] for row in from_duckdb] == ["dagster:run:loans_daily"]  # partner_file recovered
-    assert from_duckdb[0][3] == 2 and [r[0] for r in from_duckdb[0][6]] == ["mail", "teams"]
+    assert [(row[0], row[2]) for row in from_duckdb] == [("dagster:run:loans_daily", "failing"), ("dagster:run:partner_file", "resolving")]
+    assert from_duckdb[0][3] == 2 and [r[0] for r in from_duckdb[0][-1]] == ["mail", "teams"]
+    assert from_duckdb[1][-3] == normalise(clock())  # resolving since the passing run

@@ -23,7 +23,7 @@ def test_deleted_at_rest_with_an_audit_trail_is_rebuilt_and_the_recovery_announc
     assert (result.lost, result.duplicates) == (0, 0), result
     assert result.notes["recovery_announced"] is True
     [message] = result.notes["fallback_messages"]
-    assert "alert_state.db was missing (deleted?)" in message and "1 open incident(s) were restored from the audit trail" in message
+    assert "alert_state.db was missing (deleted?)" in message and "1 open incident(s) it held were restored from the audit trail" in message
 
 
 def test_deleted_while_running_is_copied_back_and_the_recovery_still_announced(tmp_path):

@@ -112,29 +112,32 @@ def records() -> list[AuditRecord]:
     return out
 
 
+def _alert_row(record_type: str, fp: str, incident: str, at: datetime, entity: str, **fields: object) -> AlertNotificationRecord:
+    return AlertNotificationRecord.build(
+        event_ts=at, record_type=record_type, fingerprint=fp, incident_id=incident, source="dagster", kind="run_failure", entity=entity, **fields
+    )
+
+
 def decision(
     fp: str, incident: str, observation: str, transition: str | None, at: datetime, entity: str, **kw: str
 ) -> AlertNotificationRecord:
-    return AlertNotificationRecord.build(
-        event_ts=at,
-        record_type="decision",
-        fingerprint=fp,
-        incident_id=incident,
-        source="dagster",
-        kind="run_failure",
-        entity=entity,
-        observation=observation,
-        transition=transition,
-        severity=kw.get("severity", "ERROR"),
-        ticket_key=kw.get("ticket_key"),
-        run_id=kw.get("run_id"),
+    return _alert_row(
+        "decision", fp, incident, at, entity, observation=observation, transition=transition, severity=kw.get("severity", "ERROR"), run_id=kw.get("run_id")
+    )
+
+
+def delivery(fp: str, incident: str, at: datetime, entity: str, *, ticket_key: str) -> AlertNotificationRecord:
+    return _alert_row(
+        "delivery", fp, incident, at, entity, transition="new", receiver="jira", severity="ERROR", delivered=True,
+        delivery_status="delivered", attempts=1, ticket_key=ticket_key,
     )
 
 
 def alerts() -> list[AuditRecord]:
     return [
-        decision("fp-ingest", "inc-1", "opened", "new", ago(0, 2), "ingest_loans", ticket_key="DM-42", run_id="il-0-1"),
-        decision("fp-ingest", "inc-1", "continued", None, ago(0, 1), "ingest_loans", ticket_key="DM-42", run_id="il-0-2"),
+        decision("fp-ingest", "inc-1", "opened", "new", ago(0, 2), "ingest_loans", run_id="il-0-1"),
+        delivery("fp-ingest", "inc-1", ago(0, 2), "ingest_loans", ticket_key="DM-42"),  # the ticket the delivery opened
+        decision("fp-ingest", "inc-1", "continued", None, ago(0, 1), "ingest_loans", run_id="il-0-2"),
         decision("fp-old", "inc-0", "opened", "new", ago(5), "healthy_job"),
         decision("fp-old", "inc-0", "recovered", "recovered", ago(4), "healthy_job"),
     ]
