@@ -152,8 +152,10 @@ class AlertRouter:
         is raised after a human was told through the fallback path, so the caller (a sensor)
         fails its tick and reads the same events again on the next one."""
         try:
-            if self.restore_incidents is not None and self.store.restore_due:
-                self._restore()
+            if self.restore_incidents is not None:
+                self.store.check()  # a loss found now is restored before this call's events
+                if self.store.restore_due:
+                    self._restore()
             result = self._process(events, deliver=deliver)
         except StateStoreError as exc:
             self.report_state_failure(exc)

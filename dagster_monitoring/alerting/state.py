@@ -609,6 +609,12 @@ class SqlStateStore:
                 self._reopen(rescue=False)  # moved aside by the next open
             raise StateStoreError(problem) from None
 
+    def check(self) -> None:
+        """Open the DB if an earlier open failed and check its file, noting what is found (a loss
+        included) before a transaction is needed: the router restores first, then applies events."""
+        self._check_file()
+        _ = self.engine
+
     def _check_file(self) -> None:
         """A SQLite file deleted or replaced under us: copy it back, reopen, report (once)."""
         if self.guard is not None and self.guard.changed():
