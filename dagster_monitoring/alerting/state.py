@@ -537,8 +537,8 @@ class SqlStateStore:
 
     @property
     def restore_due(self) -> bool:
-        """The DB was found deleted, corrupt or replaced since the last :meth:`restore`: the open
-        incidents it held may be gone."""
+        """The DB was found deleted or corrupt (here, or by another process: see
+        ``SqliteFileGuard.after_open``) and that was not dealt with yet: its open incidents may be gone."""
         return self._restore_due
 
     def restore(self, conn: Connection, states: Sequence[IncidentState], now: datetime) -> int:
