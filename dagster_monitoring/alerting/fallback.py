@@ -77,7 +77,9 @@ class FallbackNotifier:
         now = self.clock()
         with self._lock:
             last = self._sent.get(problem.key)
-            if last is not None and now - last[0] < self.config.policy.repeat_interval:
+            # a repeat is held back, but not what became of an outage reported before (a corrupt
+            # file found mid-tick, then moved aside: where to, and what came back)
+            if last is not None and now - last[0] < self.config.policy.repeat_interval and not (last[1].ongoing and not problem.ongoing):
                 return []
             first = last is None
         _log.error("dagster-monitoring state DB problem: %s", problem.message)
@@ -86,7 +88,8 @@ class FallbackNotifier:
         if names:  # nobody took it: try again on the next tick
             with self._lock:
                 heard = sorted(set(names) | set(last[2] if last else ()))
-                self._sent[problem.key] = (now, problem, heard)
+                kept = last[1] if last is not None and last[1].ongoing else problem  # its end is still to be announced
+                self._sent[problem.key] = (now, kept, heard)
         return names
 
     def resolve_ongoing(self) -> list[str]:

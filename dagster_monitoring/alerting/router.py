@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .actions import ActionLinks
 from .config import AlertingConfig
@@ -141,6 +141,7 @@ class AlertRouter:
         self.action_links = ActionLinks(config.actions) if config.actions is not None else None
         self._restore_lock = threading.Lock()
         self._restore_retry_at: float | None = None  # monotonic time a failed restore is tried again
+        self._retry_loss = 0  # the store's loss count that retry is for
         self._may_hold = True  # the state DB may hold groups (group_wait now, or before a restart with 0s)
 
     # -- public API --------------------------------------------------------------------------
@@ -172,12 +173,13 @@ class AlertRouter:
         """The DB answered: report what the store found and dealt with (a deleted or corrupt file)
         and announce the end of earlier outages."""
         # a loss is reported once a restore was tried (it says what came back), or at once without one
-        hold = self.restore_incidents is not None and self.store.restore_due and self._restore_retry_at is None
+        hold = self.restore_incidents is not None and self.store.restore_due and not self._retry_pending()
         problems = self.store.take_problems(hold_lost=hold)
         for problem in problems:
             self.fallback.report(problem)
         if any(p.lost for p in problems):  # nothing restores: the loss is reported as forgotten, and over
             self.store.loss_handled(None)
+        self.store.forget_loss()  # a loss dealt with and now reported: its note in the DB goes
         if self.fallback.has_ongoing:
             self.fallback.resolve_ongoing()
 
@@ -220,13 +222,13 @@ class AlertRouter:
         A trail that fails is tried again every ``RESTORE_RETRY`` seconds."""
         assert self.restore_incidents is not None
         with self._restore_lock:
-            if not self.store.restore_due or (self._restore_retry_at is not None and time.monotonic() < self._restore_retry_at):
+            retried = self._retry_pending()
+            if not self.store.restore_due or (retried and time.monotonic() < cast(float, self._restore_retry_at)):
                 return
-            retried = self._restore_retry_at is not None
             try:
                 states = list(self.restore_incidents())
             except Exception as exc:  # the trail is down too: alerting goes on, the report says so
-                self._restore_retry_at = time.monotonic() + RESTORE_RETRY
+                self._restore_retry_at, self._retry_loss = time.monotonic() + RESTORE_RETRY, self.store.losses
                 _log.error("restoring open incidents after the state DB was lost failed: %s", describe_error(exc))
                 if not retried:
                     self.store.loss_reported(
@@ -250,6 +252,10 @@ class AlertRouter:
             self.store.loss_handled(None)  # the loss was reported when the first try failed: this is news
             location = self.store.location
             self.store.note_problem(StateProblem(RESTORED, location, f"alert state DB {location}: after all, {outcome}"))
+
+    def _retry_pending(self) -> bool:
+        """A restore of the current loss failed and waits to be tried again (a newer loss starts afresh)."""
+        return self._restore_retry_at is not None and self._retry_loss == self.store.losses
 
     def tick(self) -> RouterResult:
         """Time-based work with no new events: announce recoveries whose flap window has

@@ -31,9 +31,11 @@ from .events import AlertEvent, Severity, Status
 from .grouping import HeldGroup
 from .lifecycle import IncidentState, Phase, ReceiverMark, Transition
 from .notification import Notification
-from .redact import describe_error
+from .redact import describe_error, get_logger
 from .silences import ACK, StoredSilence, matchers_from_json, matchers_json
 from .state_health import CORRUPT, UNAVAILABLE, SqliteFileGuard, StateProblem, StateStoreError, classify_db_error, describe_location
+
+_log = get_logger(__name__)
 
 metadata = sa.MetaData()
 
@@ -480,6 +482,8 @@ class SqlStateStore:
         self.guard = SqliteFileGuard(Path(file).expanduser()) if file and engine is None else None
         self._problems: list[StateProblem] = []
         self._restore_due = False  # a problem said the open incidents may be gone: see restore()
+        self._forget_due = False  # a loss was dealt with: its note in the DB goes once it is reported
+        self.losses = 0  # losses noted by this store (a new one starts its restore afresh)
         self._reopen_lock = threading.Lock()
         self._given_engine = engine
         self._silences_cache: tuple[float, list[StoredSilence]] | None = None  # (monotonic time read, rows)
@@ -534,6 +538,7 @@ class SqlStateStore:
         self._problems.extend(problems)
         if any(p.lost for p in problems):
             self._restore_due = True
+            self.losses += 1
 
     @property
     def restore_due(self) -> bool:
@@ -564,11 +569,22 @@ class SqlStateStore:
 
     def loss_handled(self, outcome: str | None) -> None:
         """:meth:`loss_reported`, and the loss is over: :attr:`restore_due` is False until the next
-        one, and the note of it in the DB is removed."""
+        one, and the note of it in the DB goes once the report was taken (:meth:`forget_loss`)."""
         self.loss_reported(outcome)
         self._restore_due = False
-        if self.guard is not None and self._engine is not None:
+        self._forget_due = True
+
+    def forget_loss(self) -> None:
+        """After the report of a loss dealt with went out: its note in the DB is removed (if that
+        fails it is logged, and the next start reports the loss again)."""
+        if not self._forget_due or self.guard is None or self._engine is None:
+            return
+        try:
             self.guard.forget_loss(self._engine)
+        except sa.exc.DBAPIError as exc:
+            _log.warning("could not clear the note of a lost alert state DB in %s: %s", self.location, describe_error(exc))
+            return
+        self._forget_due = False
 
     def note_problem(self, problem: StateProblem) -> None:
         """A problem for the router to report with the others (e.g. incidents restored late)."""

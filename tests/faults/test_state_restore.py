@@ -346,3 +346,25 @@ def test_a_restore_that_failed_is_tried_again_and_its_success_reported(tmp_path:
         (False, True),
     ]
     router.store.dispose()
+
+
+def test_an_escalation_decided_but_never_delivered_is_sent_after_the_restore(tmp_path: Path) -> None:
+    """The receivers heard "new"; the escalation was decided but held for group_wait when the DB
+    was lost: the last notice that reached them is "new", so the escalation is sent afterwards."""
+    trail, clock = _trail(tmp_path), _clock()
+    policy: dict[str, Any] = {"group_wait": "5m", "group_by": ["run_id"], "escalation": [{"to": "critical", "after_failing_for": "1h"}]}
+    router = _router(tmp_path, clock, trail, **policy)
+    router.process([make_event("loans_daily", at=clock(), run_id="r1")])
+    clock.advance(minutes=6)
+    router.tick()  # the held "new" goes out
+    router.process([make_event("loans_daily", at=clock.advance(minutes=60), run_id="r2")])  # escalated: held
+    _lose(tmp_path, router)
+    assert {(r["receiver"], r["last_notice"]) for r in _rows(trail, "vw_open_alert_receivers")} == {("teams", "new"), ("mail", "new")}
+    router = _router(tmp_path, clock, trail, **policy)
+    router.process([make_event("loans_daily", at=clock.advance(minutes=10), run_id="r3")])
+    clock.advance(minutes=6)
+    router.tick()
+    router.wait_idle(10)
+    assert _sent(tmp_path, "teams")[0] == ["loans_daily:new", "loans_daily:escalated"]
+    router.store.dispose()
+
