@@ -233,8 +233,9 @@ def test_a_create_answered_after_the_timeout_is_found_by_label_not_created_twice
 
 def test_the_index_lag_is_real_a_retry_that_does_not_settle_opens_a_duplicate(tmp_path, clock):
     # Why search_settle exists: with it at 0, the retry looks before the index shows DATA-1.
+    # (2 s, not 0.5 s: the retry's create must be answered within it, also on a loaded machine.)
     with FakeJira(api_token=TOKEN, clock=clock, index_lag=timedelta(seconds=60), create_delay=lambda n: 5.0 if n == 1 else 0.0) as server:
-        router, waits = router_for(tmp_path, clock, [receiver(server, timeout="0.5s", search_settle="0s")])
+        router, waits = router_for(tmp_path, clock, [receiver(server, timeout="2s", search_settle="0s")])
         [outcome] = router.process([failing(clock)]).deliveries
         server.settled()
 
