@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from .actions import ActionLinks
 from .config import AlertingConfig
@@ -223,7 +223,7 @@ class AlertRouter:
         assert self.restore_incidents is not None
         with self._restore_lock:
             retried = self._retry_pending()
-            if not self.store.restore_due or (retried and time.monotonic() < cast(float, self._restore_retry_at)):
+            if not self.store.restore_due or (retried and time.monotonic() < (self._restore_retry_at or 0.0)):
                 return
             try:
                 states = list(self.restore_incidents())
@@ -414,8 +414,10 @@ class AlertRouter:
     ) -> None:
         event = state.last_event
         if event is not None:  # the recovery links the run that fixed it next to the one that failed
-            restored = passing is not None and not event.owners and RESTORED_TAG in event.tags  # the trail keeps no owners
-            event = replace(event, links=recovery_links(event.links, state.fixed_by), owners=passing.owners if restored else event.owners)  # type: ignore[union-attr]
+            owners = event.owners
+            if passing is not None and not owners and RESTORED_TAG in event.tags:  # the trail keeps no owners
+                owners = passing.owners
+            event = replace(event, links=recovery_links(event.links, state.fixed_by), owners=owners)
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(
