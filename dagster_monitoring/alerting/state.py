@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]  # C encoder, see to_json
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .events import AlertEvent, Severity, Status
 from .grouping import HeldGroup
+from .json_text import dump_document, to_json
 from .lifecycle import IncidentState, Phase, ReceiverMark, Transition
 from .notification import Notification
 from .redact import describe_error, get_logger
@@ -52,22 +52,6 @@ incidents = sa.Table(
 def _placeholder(conn: Connection) -> str:
     """The driver's parameter marker: ``?`` for sqlite3, ``%s`` for the PostgreSQL drivers."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-# One compact encoder for stored JSON (state, outbox). ``default=str`` keeps a non-JSON value in
-# ``details`` (a date, a Decimal) from failing the whole router call; it is stored as text.
-# ``json.dumps`` builds a new C encoder on every call, which costs as much as encoding a small
-# state; the C encoder is built once here instead (same output; the pure-Python path otherwise).
-_JSON = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
-_C_ENCODER = c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",", False, False, True) if c_make_encoder is not None else None
-
-
-def to_json(data: Any) -> str:
-    """Compact JSON text, as every stored document is written. (No check for circular data:
-    a self-referencing ``details`` fails with RecursionError instead of ValueError.)"""
-    if _C_ENCODER is None:
-        return _JSON.encode(data)
-    return "".join(_C_ENCODER(data, 0))
 
 
 # -- incidents: the stored state document ------------------------------------------------------
@@ -136,7 +120,7 @@ def encode_state(s: IncidentState) -> str:
             e.next_action,
         ]
     )
-    return to_json(
+    return dump_document(
         [
             STATE_FORMAT,
             s.phase,
@@ -388,7 +372,7 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 def _plain(value: Any) -> bool:
-    """True when ``json.loads(to_json(value))`` is ``value`` again, of the same types."""
+    """True when ``json.loads(dump_document(value))`` is ``value`` again, of the same types."""
     cls = value.__class__
     if cls in _PLAIN:
         return True
@@ -744,7 +728,7 @@ class SqlStateStore:
         rows = []
         for n in notifications:
             created_at = _ts(n.created_at)
-            payload = to_json(n.to_dict())
+            payload = dump_document(n.to_dict())
             rows.append((n.key, n.receiver, n.incident.fingerprint, n.incident.incident_id, PENDING, 0, created_at, created_at, payload))
         conn.exec_driver_sql(sql, rows)
         for n, row in zip(notifications, rows, strict=True):
@@ -874,7 +858,7 @@ class SqlStateStore:
                 "group_key": g.key,
                 "opened_at": _ts(g.opened_at),
                 "due_at": _ts(g.due_at),
-                "members": to_json([m.to_dict() for m in g.members]),
+                "members": dump_document([m.to_dict() for m in g.members]),
             }
             for g in held
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from pathlib import Path
@@ -10,25 +9,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from ..json_text import dump_document
 from ..notification import Notification
 from ..redact import describe_error
 from ._config import ReceiverConfigBase
 from .base import DeliveryResult
 from .webhook import build_payload
-
-# ``json.dumps(data, default=str, ensure_ascii=False)``, with its C encoder built once instead of
-# on every call (the same text; the pure-Python encoder where the C one is missing).
-_C_LINE = (
-    json.encoder.c_make_encoder(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)  # type: ignore[attr-defined]
-    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
-    else None
-)
-
-
-def _line(data: dict[str, Any]) -> str:
-    if _C_LINE is None:
-        return json.dumps(data, default=str, ensure_ascii=False)
-    return "".join(_C_LINE(data, 0))
 
 
 class FileConfig(ReceiverConfigBase):
@@ -47,7 +33,7 @@ class FileTransport:
         return build_payload(notification)
 
     def send(self, notification: Notification) -> DeliveryResult:
-        line = _line(self.render(notification))
+        line = dump_document(self.render(notification))
         try:
             if self.config.path == "-":
                 with self._lock:
@@ -66,7 +52,7 @@ class FileTransport:
         """One open/write for a batch (the router uses it when available)."""
         if self.config.path == "-":
             return [self.send(n) for n in notifications]
-        lines = "".join(_line(self.render(n)) + "\n" for n in notifications)
+        lines = "".join(dump_document(self.render(n)) + "\n" for n in notifications)
         try:
             path = Path(self.config.path)
             path.parent.mkdir(parents=True, exist_ok=True)
