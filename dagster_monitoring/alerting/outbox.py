@@ -152,8 +152,12 @@ class Deliverer:
         """One worker per receiver, its items carrying the incident's tickets known right now."""
         if not names:
             return []
-        fingerprints = {m.incident.fingerprint for n in names for i in groups[n] for m in i.notification.group}
-        tickets = self.store.tickets_for(fingerprints)
+        tickets: dict[str, dict[str, dict[str, str]]] = {}
+        # A ticket opened after a message was queued (by a ticket receiver meanwhile) is read now;
+        # with no ticket receiver the queued message already links every ticket there is.
+        if any(getattr(t, "opens_tickets", False) for t in self.transports.values()):
+            fingerprints = {m.incident.fingerprint for n in names for i in groups[n] for m in i.notification.group}
+            tickets = self.store.tickets_for(fingerprints)
         workers = []
         for name in names:
             group = groups[name]

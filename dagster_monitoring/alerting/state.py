@@ -677,7 +677,8 @@ class SqlStateStore:
     def tickets_for(self, fingerprints: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
         """fingerprint -> receiver -> {key, url, incident_id} of the current incident."""
         with self.transaction() as conn:
-            return {fp: s.tickets for fp, s in self.load(conn, fingerprints).items() if s.tickets}
+            states = self.load(conn, fingerprints, copy=False)  # read only: the tickets are copied
+            return {fp: {r: dict(t) for r, t in s.tickets.items()} for fp, s in states.items() if s.tickets}
 
     def _record_tickets(self, conn: Connection, entries: Sequence[TicketEntry], now: datetime) -> None:
         """Remember tickets opened by receivers: (fingerprint, incident_id, receiver, key, url).
