@@ -242,10 +242,13 @@ class AlertRouter:
                 count = self.store.restore(conn, states, self.clock())
             self._restore_retry_at = None
             _log.warning("restored %d open incident(s) from the audit trail after the state DB was lost", count)
-            outcome = (
-                f"{count} open incident(s) it held were restored from the audit trail (vw_open_alerts), so their recoveries "
-                "will be announced; silences, acknowledgements and anything the trail had not recorded yet are not."
-            )
+            back = f"{count} open incident(s) it held were restored from the audit trail (vw_open_alerts)"
+            if count < len(states):  # the rest had a row again: another process that found the loss restored them first
+                back = (
+                    f"{len(states)} open incident(s) it held are back from the audit trail (vw_open_alerts; {len(states) - count} "
+                    "of them were put back by another process that found the loss too, or have failed or passed since)"
+                )
+            outcome = f"{back}, so their recoveries will be announced; silences, acknowledgements and anything the trail had not recorded yet are not."
             if not retried:
                 self.store.loss_handled(outcome)
                 return

@@ -315,6 +315,35 @@ def test_a_loss_found_by_another_process_is_still_restored_and_reported(tmp_path
     again.store.dispose()
 
 
+def test_two_processes_that_found_the_same_loss_both_say_what_came_back(tmp_path: Path) -> None:
+    """The code server and ``serve`` open the deleted DB before either restored it: both restore
+    (harmless: only missing rows are written) and both report; the second says the incidents are
+    back, put there by the other, instead of "0 restored"."""
+    trail, clock = _trail(tmp_path), _clock()
+    router = _router(tmp_path, clock, trail)
+    router.process([make_event("loans_daily", at=clock())])
+    _lose(tmp_path, router)
+    first, second = _router(tmp_path, clock, trail), _router(tmp_path, clock, trail)
+    first.store.check()
+    second.store.check()
+    assert first.store.restore_due and second.store.restore_due
+    first.process([])
+    second.process([])
+    for r in (first, second):
+        r.wait_idle(10)
+    _, reports = _sent(tmp_path, "teams")
+    summaries = [r["event"]["summary"] for r in reports]
+    assert len(summaries) == 2, summaries
+    assert "1 open incident(s) it held were restored from the audit trail" in summaries[0]
+    assert "1 open incident(s) it held are back from the audit trail" in summaries[1]
+    assert "1 of them were put back by another process that found the loss too" in summaries[1]
+    assert not any("0 open incident(s)" in s for s in summaries)
+    state = second.incident("dagster:run:loans_daily")
+    assert state is not None and state.phase is Phase.FAILING
+    for r in (first, second):
+        r.store.dispose()
+
+
 def test_a_restore_that_failed_is_tried_again_and_its_success_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster_monitoring.alerting import router as router_module
     from dagster_monitoring.audit.restore import restorer
