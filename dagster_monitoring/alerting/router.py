@@ -344,6 +344,10 @@ class AlertRouter:
             self._announce_recovery(state, now, obs, result, event.occurred_at, event)
             return state
         if obs in (Observation.HEALTHY, Observation.RESOLVING):
+            last = state.last_event
+            if obs is Observation.RESOLVING and last is not None and not last.owners and RESTORED_TAG in last.tags:
+                # the trail keeps no owners: a recovery announced when the window ends names the passing event's
+                state.last_event = replace(last, owners=event.owners)
             result.decisions.append(
                 Decision(
                     state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event, occurred_at=event.occurred_at

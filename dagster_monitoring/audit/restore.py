@@ -7,7 +7,7 @@ corrupt, the router calls :func:`open_incidents` (``AlertRouter.restore_incident
 open is then continued, not announced again as new, and its recovery reaches the receivers a
 delivery of it reached. What the trail does not hold comes back as the router would not have
 had it: no owners, details or summary on the last failing event (a recovery takes the owners of
-the passing event), times are those of the decisions, and the views look 30 days back.
+the passing event, also one announced when its flap window ends), times are those of the decisions, and the views look 30 days back.
 """
 
 from __future__ import annotations

@@ -344,6 +344,24 @@ def test_two_processes_that_found_the_same_loss_both_say_what_came_back(tmp_path
         r.store.dispose()
 
 
+def test_a_restored_incident_recovered_when_its_flap_window_ends_names_the_owners(tmp_path: Path) -> None:
+    """The trail keeps no owners: a recovery announced by a later tick (``flap_window``) names the
+    owners of the passing event that started it, as one announced at once does."""
+    trail, clock = _trail(tmp_path), _clock()
+    router = _router(tmp_path, clock, trail, flap_window="10m")
+    router.process([make_event("loans_daily", at=clock(), owners=("team:loans",))])
+    _lose(tmp_path, router)
+    router = _router(tmp_path, clock, trail, flap_window="10m")
+    router.process([make_event("loans_daily", "passing", at=clock.advance(minutes=5), owners=("team:loans",))])
+    clock.advance(minutes=15)
+    router.process([])  # the window is over: recovered
+    router.wait_idle(10)
+    lines = [json.loads(line) for line in (tmp_path / "teams.jsonl").read_text().splitlines()]
+    [recovered] = [m for m in lines if m["transition"] == "recovered"]
+    assert recovered["event"]["owners"] == ["team:loans"] and recovered["facts"]["Owner"] == "team:loans"
+    router.store.dispose()
+
+
 def test_a_restore_that_failed_is_tried_again_and_its_success_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster_monitoring.alerting import router as router_module
     from dagster_monitoring.audit.restore import restorer
