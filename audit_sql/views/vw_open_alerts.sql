@@ -1,5 +1,6 @@
 -- Incidents the alert router holds open now (the latest incident of each fingerprint, with no
--- recovery decided), since when, how often it failed, who was told how often, and the ticket.
+-- recovery decided), since when, how often it failed, who was told how often, the ticket, and
+-- for a failure in a Dagster run the audit trail holds: that run, its link, owners and error.
 -- Also what the router rebuilds a lost state DB from (with vw_open_alert_receivers).
 CREATE OR REPLACE VIEW dagster_audit.vw_open_alerts AS
 WITH recent AS (
@@ -48,6 +49,24 @@ first_pass AS (
   WHERE d.observation = 'resolving' AND (p.last_failed_at IS NULL OR d.event_ts > p.last_failed_at)
   QUALIFY ROW_NUMBER() OVER (PARTITION BY d.incident_id ORDER BY d.event_ts) = 1
 ),
+-- the run of the last failure, and what the trail's runs table says of it (the latest row of the run:
+-- a check that failed in a successful run has no run error)
+last_failure AS (
+  SELECT incident_id, run_id
+  FROM decisions
+  WHERE failing AND run_id IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY event_ts DESC) = 1
+),
+run_rows AS (
+  SELECT * FROM dagster_audit.runs
+  WHERE event_ts >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 30 DAY)
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingested_at) = 1
+),
+failed_runs AS (
+  SELECT run_id, owners, run_url, error_class, error_message
+  FROM run_rows
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY event_ts DESC, event_id) = 1
+),
 tickets AS (
   SELECT incident_id, MAX(ticket_key) AS ticket_key
   FROM recent
@@ -72,7 +91,14 @@ SELECT
   p.notifications,
   t.ticket_key,
   l.run_id AS last_run_id,
-  IF(l.observation = 'resolving', f.fixed_by_run_id, NULL) AS fixed_by_run_id
+  IF(l.observation = 'resolving', f.fixed_by_run_id, NULL) AS fixed_by_run_id,
+  lf.run_id AS failed_run_id,
+  r.run_url AS failed_run_url,
+  r.owners,
+  CASE
+    WHEN r.error_class IS NOT NULL AND r.error_message IS NOT NULL THEN CONCAT(r.error_class, ': ', r.error_message)
+    ELSE COALESCE(r.error_class, r.error_message)
+  END AS error
 FROM latest_incident AS p
 JOIN latest AS l
   ON l.incident_id = p.incident_id
@@ -80,4 +106,8 @@ LEFT JOIN first_pass AS f
   ON f.incident_id = p.incident_id
 LEFT JOIN tickets AS t
   ON t.incident_id = p.incident_id
+LEFT JOIN last_failure AS lf
+  ON lf.incident_id = p.incident_id
+LEFT JOIN failed_runs AS r
+  ON r.run_id = lf.run_id
 WHERE p.recoveries = 0 AND l.observation IN ('opened', 'continued', 'refailed', 'resolving');

@@ -57,9 +57,10 @@ LAYOUTS: dict[str, ViewLayout] = {
             ("opened_at", "opened"),
             ("failures_seen", "fails"),
             ("notifications", "sent"),
+            ("owners", "owners"),
             ("ticket_key", "ticket"),
         ),
-        cut={"fingerprint": 30, "ticket_key": 10},
+        cut={"fingerprint": 30, "owners": 20, "ticket_key": 10},
     ),
     "vw_open_alert_receivers": ViewLayout(
         order_by="fingerprint, incident_id, receiver",

@@ -5,9 +5,11 @@ decision and delivery is also an ``alert_notifications`` row. When the DB is fou
 corrupt, the router calls :func:`open_incidents` (``AlertRouter.restore_incidents``, set by
 :func:`~.alert_records.attach_audit`) before it applies the next events. An incident that was
 open is then continued, not announced again as new, and its recovery reaches the receivers a
-delivery of it reached. What the trail does not hold comes back as the router would not have
-had it: no owners, details or summary on the last failing event (a recovery takes the owners of
-the passing event, also one announced when its flap window ends), times are those of the decisions, and the views look 30 days back.
+delivery of it reached. The last failing event gets what the trail's ``runs`` table says of its
+run (a Dagster run: owners, link, error); what the trail does not hold comes back as the router
+would not have had it: no summary, no owners for a failure outside a Dagster run (a recovery
+takes the owners of the passing event, also one announced when its flap window ends), times are
+those of the decisions, and the views look 30 days back.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def _state(row: Mapping[str, Any], told: Sequence[Mapping[str, Any]]) -> Inciden
     severity = Severity.parse(row["severity"] or Severity.WARN)
     resolving = row["state"] == "resolving" and row.get("resolving_since") is not None
     last_failed: datetime = row.get("last_failed_at") or row["last_seen_at"]
+    run_id = row.get("failed_run_id") or (None if resolving else row.get("last_run_id"))
     event = AlertEvent(
         source,
         kind,
@@ -84,8 +87,11 @@ def _state(row: Mapping[str, Any], told: Sequence[Mapping[str, Any]]) -> Inciden
         Status.FAILING,
         severity,
         last_failed,
-        run_id=None if resolving else row.get("last_run_id"),
+        details={"error": row["error"]} if row.get("error") else {},
+        owners=tuple(o.strip() for o in (row.get("owners") or "").split(",") if o.strip()),
         tags={RESTORED_TAG: RESTORED_FROM},
+        links={"run": row["failed_run_url"]} if row.get("failed_run_url") else {},
+        run_id=run_id,
     )
     fixed_by = {"run_id": row["fixed_by_run_id"]} if resolving and row.get("fixed_by_run_id") else None
     return IncidentState(

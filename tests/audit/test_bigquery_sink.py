@@ -12,6 +12,7 @@ import pytest
 import sqlglot
 
 from dagster_monitoring.audit import schema
+from dagster_monitoring.audit.records import RunRecord
 from dagster_monitoring.audit.sinks.bigquery import BigQuerySink, chunk_rows
 from dagster_monitoring.audit.sinks.duckdb import DuckDBSink
 from dagster_monitoring.audit.spool import Spool
@@ -234,21 +235,31 @@ def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_p
         big.write(delivery_records(outcomes))
 
     router.on_decision, router.on_delivery = decisions_to_both, deliveries_to_both
-    router.process([make_event("loans_daily", at=clock()), make_event("partner_file", at=clock())])
+    router.process([make_event("loans_daily", at=clock(), run_id="run-7"), make_event("partner_file", at=clock())])
     router.process([make_event("loans_daily", at=clock.advance(minutes=5)), make_event("partner_file", "passing", at=clock())])
     router.wait_idle(10)
     router.store.dispose()
+    run = RunRecord(  # the failing run's row: owners, link and error of the rebuilt event
+        event_ts=clock(), run_id="run-7", job_name="loans_daily", status="FAILURE", error_class="ValueError",
+        error_message="boom", owners="team:loans", run_url="http://dagster.example/runs/run-7",
+    )
+    for trail in (duck, big):
+        trail.write([run])
 
     def shape(states):
         return sorted(
             (s.fingerprint, s.incident_id, s.phase.value, s.consecutive_failures, s.flaps, s.severity,
              *(normalise(t) for t in (s.first_failed_at, s.last_failed_at, s.last_success_at, s.resolving_since, s.last_seen_at)),
-             sorted((name, m.transition.value, normalise(m.notified_at)) for name, m in s.receivers.items()))
+             sorted((name, m.transition.value, normalise(m.notified_at)) for name, m in s.receivers.items()),
+             s.last_event and (s.last_event.owners, dict(s.last_event.links), dict(s.last_event.details), s.last_event.run_id))
             for s in states
         )
 
     from_duckdb = shape(open_incidents(duck.sink))
     assert from_duckdb == shape(open_incidents(bq_sink))
     assert [(row[0], row[2]) for row in from_duckdb] == [("dagster:run:loans_daily", "failing"), ("dagster:run:partner_file", "resolving")]
-    assert from_duckdb[0][3] == 2 and [r[0] for r in from_duckdb[0][-1]] == ["mail", "teams"]
-    assert from_duckdb[1][-3] == normalise(clock())  # resolving since the passing run
+    assert from_duckdb[0][3] == 2 and [r[0] for r in from_duckdb[0][-2]] == ["mail", "teams"]
+    assert from_duckdb[1][-4] == normalise(clock())  # resolving since the passing run
+    # loans_daily's last failure (its second event) has no run id: its last run id is the first one's
+    assert from_duckdb[0][-1] == (("team:loans",), {"run": "http://dagster.example/runs/run-7"}, {"error": "ValueError: boom"}, "run-7")
+    assert from_duckdb[1][-1] == ((), {}, {}, None)

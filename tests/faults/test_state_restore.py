@@ -362,6 +362,56 @@ def test_a_restored_incident_recovered_when_its_flap_window_ends_names_the_owner
     router.store.dispose()
 
 
+def test_a_restored_failure_in_a_dagster_run_gets_its_owners_link_and_error_from_the_runs_table(tmp_path: Path) -> None:
+    """The trail's ``runs`` row of the failing run gives the rebuilt event what the card needs:
+    owners, the link to the run, the error; the recovery names them and links the failed run."""
+    from dagster_monitoring.audit.records import RunRecord
+
+    trail, clock = _trail(tmp_path), _clock()
+    router = _router(tmp_path, clock, trail, flap_window="10m")
+    router.process([make_event("loans_daily", at=clock(), owners=("team:loans",), run_id="run-7")])
+    run_url = "http://dagster.example/runs/run-7"
+    written = trail.write(
+        [
+            RunRecord(event_ts=clock(), run_id="run-7", job_name="loans_daily", status="STARTED", owners="team:loans", run_url=run_url),
+            RunRecord(
+                event_ts=clock.advance(seconds=1),
+                run_id="run-7",
+                job_name="loans_daily",
+                status="FAILURE",
+                error_class="ValueError",
+                error_message="boom",
+                owners="team:loans, alice@example.com",
+                run_url=run_url,
+            ),
+        ]
+    )
+    assert written.inserted == 2 and not written.spooled, written
+    [row] = _rows(trail, "vw_open_alerts")
+    assert (row["failed_run_id"], row["failed_run_url"], row["owners"], row["error"]) == (
+        "run-7",
+        run_url,
+        "team:loans, alice@example.com",
+        "ValueError: boom",
+    )
+    [state] = open_incidents(trail.sink)
+    assert state.last_event is not None
+    assert state.last_event.owners == ("team:loans", "alice@example.com") and state.last_event.links == {"run": run_url}
+    assert state.last_event.details == {"error": "ValueError: boom"} and state.last_event.run_id == "run-7"
+
+    _lose(tmp_path, router)
+    router = _router(tmp_path, clock, trail, flap_window="10m")
+    router.process([make_event("loans_daily", "passing", at=clock.advance(minutes=5), run_id="run-8")])  # no owners on it
+    clock.advance(minutes=15)
+    router.process([])  # recovered when the window is over
+    router.wait_idle(10)
+    lines = [json.loads(line) for line in (tmp_path / "teams.jsonl").read_text().splitlines()]
+    [recovered] = [m for m in lines if m["transition"] == "recovered"]
+    assert recovered["event"]["owners"] == ["team:loans", "alice@example.com"]
+    assert recovered["event"]["links"]["failed_run"] == run_url
+    router.store.dispose()
+
+
 def test_a_restore_that_failed_is_tried_again_and_its_success_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster_monitoring.alerting import router as router_module
     from dagster_monitoring.audit.restore import restorer
