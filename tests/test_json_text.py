@@ -34,3 +34,25 @@ def test_what_orjson_refuses_goes_through_the_stdlib_encoder() -> None:
         node.append([])
         node = node[0]
     assert json.loads(dump_document(deep)) == json.loads(to_json(deep))
+
+
+def test_subclasses_are_written_as_the_stdlib_writes_them_and_nan_as_null() -> None:
+    from typing import NamedTuple
+
+    class Ratio(float):  # as numpy's float64 is
+        pass
+
+    class Point(NamedTuple):
+        x: int
+        y: int
+
+    parsed = json.loads(dump_document({"ratio": Ratio(1.5), "point": Point(1, 2), "nan": float("nan"), "inf": float("inf")}))
+    assert parsed == {"ratio": 1.5, "point": [1, 2], "nan": None, "inf": None}
+
+
+def test_a_notification_with_a_nan_in_its_details_is_read_back_from_its_payload() -> None:
+    """A NaN does not survive the payload (null), so the queued notification is not reused as is."""
+    from dagster_monitoring.alerting.state import _plain
+
+    assert _plain({"rows": 3, "share": 0.5, "list": [1.0, "x"]})
+    assert not _plain({"share": float("nan")}) and not _plain([float("inf")])

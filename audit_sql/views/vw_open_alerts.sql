@@ -1,6 +1,7 @@
 -- Incidents the alert router holds open now (the latest incident of each fingerprint, with no
--- recovery decided), since when, how often it failed, who was told how often, the ticket, and
--- for a failure in a Dagster run the audit trail holds: that run, its link, owners and error.
+-- recovery decided), since when, how often it failed, who was told how often, the ticket, the
+-- Dagster run of its last failure with its link (from the trail's runs table), and for a failed
+-- run its owners and error.
 -- Also what the router rebuilds a lost state DB from (with vw_open_alert_receivers).
 CREATE OR REPLACE VIEW dagster_audit.vw_open_alerts AS
 WITH recent AS (
@@ -49,12 +50,12 @@ first_pass AS (
   WHERE d.observation = 'resolving' AND (p.last_failed_at IS NULL OR d.event_ts > p.last_failed_at)
   QUALIFY ROW_NUMBER() OVER (PARTITION BY d.incident_id ORDER BY d.event_ts) = 1
 ),
--- the run of the last failure, and what the trail's runs table says of it (the latest row of the run:
--- a check that failed in a successful run has no run error)
+-- the run of the last failure (none when it came from outside a run), and what the trail's runs
+-- table says of that run (its latest row)
 last_failure AS (
   SELECT incident_id, run_id
   FROM decisions
-  WHERE failing AND run_id IS NOT NULL
+  WHERE failing
   QUALIFY ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY event_ts DESC) = 1
 ),
 run_rows AS (
@@ -94,8 +95,11 @@ SELECT
   IF(l.observation = 'resolving', f.fixed_by_run_id, NULL) AS fixed_by_run_id,
   lf.run_id AS failed_run_id,
   r.run_url AS failed_run_url,
-  r.owners,
+  -- a run's owners and error are the incident's only when the run is what failed (a check or an
+  -- asset in it has owners of its own, and a step error that is not its cause)
+  IF(l.kind = 'run', r.owners, NULL) AS owners,
   CASE
+    WHEN l.kind != 'run' THEN NULL
     WHEN r.error_class IS NOT NULL AND r.error_message IS NOT NULL THEN CONCAT(r.error_class, ': ', r.error_message)
     ELSE COALESCE(r.error_class, r.error_message)
   END AS error

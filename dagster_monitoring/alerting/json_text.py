@@ -33,11 +33,22 @@ def to_json(data: Any) -> str:
     return "".join(_C_ENCODER(data, 0))
 
 
+def _as_stdlib(value: Any) -> Any:
+    """What orjson does not take itself, as the stdlib encoder writes it: a float subclass (numpy's
+    float64) as a number, a tuple subclass (a NamedTuple) as a list, anything else as text."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
 def dump_document(data: Any) -> str:
     """Compact JSON (UTF-8 text, no ``\\u`` escapes). What orjson refuses (an integer beyond
-    64 bits, nesting deeper than 255 levels) goes through :func:`to_json`."""
+    64 bits, nesting deeper than 255 levels) goes through :func:`to_json`. Unlike the stdlib, a
+    NaN or infinite float is written as null (valid JSON)."""
     try:
-        return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS).decode()
+        return orjson.dumps(data, default=_as_stdlib, option=_ORJSON_OPTIONS).decode()
     except orjson.JSONEncodeError:
         return to_json(data)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -368,7 +369,7 @@ class OutboxUpdate:
     delivered_at: datetime | None = None
 
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = (str, int, bool, type(None))  # floats: see _plain
 
 
 def _plain(value: Any) -> bool:
@@ -376,6 +377,8 @@ def _plain(value: Any) -> bool:
     cls = value.__class__
     if cls in _PLAIN:
         return True
+    if cls is float:
+        return math.isfinite(value)  # NaN and infinities are written as null
     if cls is dict:
         for k, v in value.items():
             if k.__class__ is not str or (v.__class__ not in _PLAIN and not _plain(v)):

@@ -5,11 +5,11 @@ decision and delivery is also an ``alert_notifications`` row. When the DB is fou
 corrupt, the router calls :func:`open_incidents` (``AlertRouter.restore_incidents``, set by
 :func:`~.alert_records.attach_audit`) before it applies the next events. An incident that was
 open is then continued, not announced again as new, and its recovery reaches the receivers a
-delivery of it reached. The last failing event gets what the trail's ``runs`` table says of its
-run (a Dagster run: owners, link, error); what the trail does not hold comes back as the router
-would not have had it: no summary, no owners for a failure outside a Dagster run (a recovery
-takes the owners of the passing event, also one announced when its flap window ends), times are
-those of the decisions, and the views look 30 days back.
+delivery of it reached. The last failing event links its Dagster run when the trail's ``runs``
+table holds it, and takes the run's owners and error when the run is what failed; what the
+trail does not hold comes back as the router would not have had it: no summary, no owners for
+other failures (a recovery takes the owners of the passing event, also one announced when its
+flap window ends), times are those of the decisions, and the views look 30 days back.
 """
 
 from __future__ import annotations

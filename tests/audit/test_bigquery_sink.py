@@ -235,8 +235,10 @@ def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_p
         big.write(delivery_records(outcomes))
 
     router.on_decision, router.on_delivery = decisions_to_both, deliveries_to_both
-    router.process([make_event("loans_daily", at=clock(), run_id="run-7"), make_event("partner_file", at=clock())])
-    router.process([make_event("loans_daily", at=clock.advance(minutes=5)), make_event("partner_file", "passing", at=clock())])
+    router.process([make_event("loans_daily", at=clock(), run_id="run-6"), make_event("partner_file", at=clock())])
+    router.process(
+        [make_event("loans_daily", at=clock.advance(minutes=5), run_id="run-7"), make_event("partner_file", "passing", at=clock())]
+    )
     router.wait_idle(10)
     router.store.dispose()
     run = RunRecord(  # the failing run's row: owners, link and error of the rebuilt event
@@ -260,6 +262,6 @@ def test_open_incidents_rebuild_the_same_from_bigquery_and_duckdb(bq_sink, tmp_p
     assert [(row[0], row[2]) for row in from_duckdb] == [("dagster:run:loans_daily", "failing"), ("dagster:run:partner_file", "resolving")]
     assert from_duckdb[0][3] == 2 and [r[0] for r in from_duckdb[0][-2]] == ["mail", "teams"]
     assert from_duckdb[1][-4] == normalise(clock())  # resolving since the passing run
-    # loans_daily's last failure (its second event) has no run id: its last run id is the first one's
+    # loans_daily's last failure is run-7's
     assert from_duckdb[0][-1] == (("team:loans",), {"run": "http://dagster.example/runs/run-7"}, {"error": "ValueError: boom"}, "run-7")
     assert from_duckdb[1][-1] == ((), {}, {}, None)

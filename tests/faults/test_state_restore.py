@@ -362,6 +362,22 @@ def test_a_restored_incident_recovered_when_its_flap_window_ends_names_the_owner
     router.store.dispose()
 
 
+def _failed_run(at: datetime, job: str, error_class: str, message: str, owners: str, run_url: str) -> Any:
+    """The audit trail's ``runs`` row of run-7 failing."""
+    from dagster_monitoring.audit.records import RunRecord
+
+    return RunRecord(
+        event_ts=at,
+        run_id="run-7",
+        job_name=job,
+        status="FAILURE",
+        error_class=error_class,
+        error_message=message,
+        owners=owners,
+        run_url=run_url,
+    )
+
+
 def test_a_restored_failure_in_a_dagster_run_gets_its_owners_link_and_error_from_the_runs_table(tmp_path: Path) -> None:
     """The trail's ``runs`` row of the failing run gives the rebuilt event what the card needs:
     owners, the link to the run, the error; the recovery names them and links the failed run."""
@@ -374,16 +390,7 @@ def test_a_restored_failure_in_a_dagster_run_gets_its_owners_link_and_error_from
     written = trail.write(
         [
             RunRecord(event_ts=clock(), run_id="run-7", job_name="loans_daily", status="STARTED", owners="team:loans", run_url=run_url),
-            RunRecord(
-                event_ts=clock.advance(seconds=1),
-                run_id="run-7",
-                job_name="loans_daily",
-                status="FAILURE",
-                error_class="ValueError",
-                error_message="boom",
-                owners="team:loans, alice@example.com",
-                run_url=run_url,
-            ),
+            _failed_run(clock.advance(seconds=1), "loans_daily", "ValueError", "boom", "team:loans, alice@example.com", run_url),
         ]
     )
     assert written.inserted == 2 and not written.spooled, written
@@ -409,6 +416,42 @@ def test_a_restored_failure_in_a_dagster_run_gets_its_owners_link_and_error_from
     [recovered] = [m for m in lines if m["transition"] == "recovered"]
     assert recovered["event"]["owners"] == ["team:loans", "alice@example.com"]
     assert recovered["event"]["links"]["failed_run"] == run_url
+    router.store.dispose()
+
+
+def test_a_restored_check_failure_links_its_run_but_keeps_the_runs_owners_and_error_out(tmp_path: Path) -> None:
+    """A check that failed inside a run is not the run: the rebuilt event links the run, but the
+    run's owners (job tags) and its error are not the check's, so the recovery names the passing
+    event's owners; and a last failure outside any run links none (not an older failure's run)."""
+    trail, clock = _trail(tmp_path), _clock()
+    router = _router(tmp_path, clock, trail, flap_window="10m")
+    check = {"kind": "asset_check", "owners": ("team:loans",)}
+    router.process(
+        [make_event("loans_daily:not_null", at=clock(), run_id="run-7", **check), make_event("fresh", at=clock(), kind="freshness", run_id="run-7")]
+    )
+    router.process([make_event("fresh", at=clock.advance(minutes=1), kind="freshness")])  # its last failure: outside any run
+    run_url = "http://dagster.example/runs/run-7"
+    trail.write([_failed_run(clock(), "loans_job", "StepError", "another step broke", "team:platform", run_url)])
+    rows = {r["entity"]: r for r in _rows(trail, "vw_open_alerts")}
+    assert (rows["loans_daily:not_null"]["failed_run_url"], rows["loans_daily:not_null"]["owners"], rows["loans_daily:not_null"]["error"]) == (
+        run_url,
+        None,
+        None,
+    )
+    assert rows["fresh"]["failed_run_id"] is None and rows["fresh"]["failed_run_url"] is None
+    [restored] = [s for s in open_incidents(trail.sink) if s.fingerprint.endswith("loans_daily:not_null")]
+    assert restored.last_event is not None
+    assert restored.last_event.links == {"run": run_url} and restored.last_event.owners == () and restored.last_event.details == {}
+
+    _lose(tmp_path, router)
+    router = _router(tmp_path, clock, trail, flap_window="10m")
+    router.process([make_event("loans_daily:not_null", "passing", at=clock.advance(minutes=5), **check)])
+    clock.advance(minutes=15)
+    router.process([])
+    router.wait_idle(10)
+    lines = [json.loads(line) for line in (tmp_path / "teams.jsonl").read_text().splitlines()]
+    [recovered] = [m for m in lines if m["transition"] == "recovered"]
+    assert recovered["event"]["owners"] == ["team:loans"] and recovered["event"]["links"]["failed_run"] == run_url
     router.store.dispose()
 
 
