@@ -197,6 +197,11 @@ def rows_as_dicts(result: tuple[list[str], list[tuple[Any, ...]]]) -> list[dict[
     return [{c: utc(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
+def split_owners(owners: str | None) -> list[str]:
+    """An ``owners`` column (comma-separated, as the records write it) as a list."""
+    return [o.strip() for o in (owners or "").split(",") if o.strip()]
+
+
 def utc(value: Any) -> Any:
     """A timestamp from either sink as an aware UTC datetime (a naive one is UTC); other values as they are."""
     if isinstance(value, datetime):

@@ -22,7 +22,7 @@ from typing import Any
 from ..alerting.events import AlertEvent, Severity, Status, make_fingerprint
 from ..alerting.lifecycle import RESTORED_TAG, IncidentState, Phase, ReceiverMark, Transition
 from ..alerting.redact import get_logger
-from .read import read_view, rows_as_dicts
+from .read import read_view, rows_as_dicts, split_owners
 from .sinks.base import AuditSink, AuditSinkError
 from .trail import AuditTrail
 
@@ -88,7 +88,7 @@ def _state(row: Mapping[str, Any], told: Sequence[Mapping[str, Any]]) -> Inciden
         severity,
         last_failed,
         details={"error": row["error"]} if row.get("error") else {},
-        owners=tuple(o.strip() for o in (row.get("owners") or "").split(",") if o.strip()),
+        owners=tuple(split_owners(row.get("owners"))),
         tags={RESTORED_TAG: RESTORED_FROM},
         links={"run": row["failed_run_url"]} if row.get("failed_run_url") else {},
         run_id=run_id,

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from ..audit.read import read_view, rows_as_dicts, run_query, utc
+from ..audit.read import read_view, rows_as_dicts, run_query, split_owners, utc
 from ..audit.sinks.base import AuditSink
 
 SEVERITIES = ("CRITICAL", "ERROR", "WARN")
@@ -53,10 +53,6 @@ class ReportFilters:
         parts += [f"owners: {', '.join(self.owners)}"] if self.owners else []
         parts += [f"sources: {', '.join(self.sources)}"] if self.sources else []
         return "; ".join(parts) or "everything"
-
-
-def split_owners(owners: str | None) -> list[str]:
-    return [o.strip() for o in (owners or "").split(",") if o.strip()]
 
 
 def _number(value: Any) -> float | None:
