@@ -79,7 +79,6 @@ def _state(row: Mapping[str, Any], told: Sequence[Mapping[str, Any]]) -> Inciden
     severity = Severity.parse(row["severity"] or Severity.WARN)
     resolving = row["state"] == "resolving" and row.get("resolving_since") is not None
     last_failed: datetime = row.get("last_failed_at") or row["last_seen_at"]
-    run_id = row.get("failed_run_id") or (None if resolving else row.get("last_run_id"))
     event = AlertEvent(
         source,
         kind,
@@ -91,7 +90,7 @@ def _state(row: Mapping[str, Any], told: Sequence[Mapping[str, Any]]) -> Inciden
         owners=tuple(split_owners(row.get("owners"))),
         tags={RESTORED_TAG: RESTORED_FROM},
         links={"run": row["failed_run_url"]} if row.get("failed_run_url") else {},
-        run_id=run_id,
+        run_id=row.get("failed_run_id"),  # a failing incident's latest decision is its last failure
     )
     fixed_by = {"run_id": row["fixed_by_run_id"]} if resolving and row.get("fixed_by_run_id") else None
     return IncidentState(
