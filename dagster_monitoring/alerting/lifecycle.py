@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -174,6 +174,10 @@ def observe(state: IncidentState, event: AlertEvent, flap_window: timedelta) -> 
     new.last_success_at = at
     if state.phase is Phase.OK:
         return new, Observation.HEALTHY
+    last = new.last_event
+    if last is not None and not last.owners and RESTORED_TAG in last.tags:
+        # rebuilt from a trail that kept no owners: its recovery names the passing event's
+        new.last_event = replace(last, owners=event.owners)
     if state.phase is Phase.FAILING:
         new.resolving_since = at
         new.fixed_by = fixed_by_links(event)

@@ -23,7 +23,6 @@ from .events import AlertEvent, Severity
 from .fallback import FallbackNotifier
 from .grouping import Inhibitors, fold_inhibited, group_notifications, hold_groups
 from .lifecycle import (
-    RESTORED_TAG,
     IncidentState,
     Observation,
     Phase,
@@ -341,13 +340,9 @@ class AlertRouter:
         if obs is Observation.STALE:
             return state
         if obs is Observation.RECOVERED:
-            self._announce_recovery(state, now, obs, result, event.occurred_at, event)
+            self._announce_recovery(state, now, obs, result, event.occurred_at)
             return state
         if obs in (Observation.HEALTHY, Observation.RESOLVING):
-            last = state.last_event
-            if obs is Observation.RESOLVING and last is not None and not last.owners and RESTORED_TAG in last.tags:
-                # the trail keeps no owners: a recovery announced when the window ends names the passing event's
-                state.last_event = replace(last, owners=event.owners)
             result.decisions.append(
                 Decision(
                     state.fingerprint, state.incident_id, None, None, event.severity, obs, now, event=event, occurred_at=event.occurred_at
@@ -416,15 +411,10 @@ class AlertRouter:
                 changed[state.fingerprint] = state
                 self._announce_recovery(state, now, Observation.RECOVERED, result, now)
 
-    def _announce_recovery(
-        self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime, passing: AlertEvent | None = None
-    ) -> None:
+    def _announce_recovery(self, state: IncidentState, now: datetime, obs: Observation, result: RouterResult, at: datetime) -> None:
         event = state.last_event
         if event is not None:  # the recovery links the run that fixed it next to the one that failed
-            owners = event.owners
-            if passing is not None and not owners and RESTORED_TAG in event.tags:  # the trail keeps no owners
-                owners = passing.owners
-            event = replace(event, links=recovery_links(event.links, state.fixed_by), owners=owners)
+            event = replace(event, links=recovery_links(event.links, state.fixed_by))
         severity = state.severity or Severity.WARN
         if not state.receivers:
             result.decisions.append(
