@@ -24,7 +24,7 @@ from .config import DeliveryConfig
 from .notification import Notification
 from .redact import describe_error, get_logger
 from .state import DEAD, DELIVERED, PENDING, OutboxItem, OutboxUpdate, SqlStateStore
-from .transports.base import DeliveryResult, Transport
+from .transports.base import DeliveryResult, Transport, opens_tickets
 
 _log = get_logger(__name__)
 
@@ -126,7 +126,7 @@ class Deliverer:
                 by_receiver.setdefault(item.notification.receiver, []).append(item)
             # Ticket receivers go first, and the others wait for them (at most ticket_wait), so the
             # first Teams card or e-mail of an incident already links its ticket.
-            ticketing = [n for n in by_receiver if getattr(self.transports.get(n), "opens_tickets", False)]
+            ticketing = [n for n in by_receiver if opens_tickets(self.transports.get(n))]
             others = [n for n in by_receiver if n not in ticketing]
             workers = self._start(ticketing, by_receiver, now, deadline)
             if ticketing and others:
@@ -155,7 +155,7 @@ class Deliverer:
         tickets: dict[str, dict[str, dict[str, str]]] = {}
         # A ticket opened after a message was queued (by a ticket receiver meanwhile) is read now;
         # with no ticket receiver the queued message already links every ticket there is.
-        if any(getattr(t, "opens_tickets", False) for t in self.transports.values()):
+        if any(opens_tickets(t) for t in self.transports.values()):
             fingerprints = {m.incident.fingerprint for n in names for i in groups[n] for m in i.notification.group}
             tickets = self.store.tickets_for(fingerprints)
         workers = []

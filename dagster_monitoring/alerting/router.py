@@ -41,7 +41,7 @@ from .silences import ActiveSilences, StoredSilence
 from .state import SqlStateStore
 from .state_health import RESTORED, StateProblem, StateStoreError
 from .transports import build_transports
-from .transports.base import Transport
+from .transports.base import Transport, opens_tickets
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -236,7 +236,7 @@ class AlertRouter:
                     )
                 return
             for state in states:  # a chat or mail delivery row names the ticket it linked, not one it owns
-                state.tickets = {name: t for name, t in state.tickets.items() if getattr(self.transports.get(name), "opens_tickets", False)}
+                state.tickets = {name: t for name, t in state.tickets.items() if opens_tickets(self.transports.get(name))}
             with self.store.transaction() as conn:
                 count = self.store.restore(conn, states, self.clock())
             self._restore_retry_at = None
@@ -293,7 +293,7 @@ class AlertRouter:
         transports = self.transports
 
         def groupable(name: str) -> bool:
-            return not getattr(transports.get(name), "opens_tickets", False)
+            return not opens_tickets(transports.get(name))
 
         messages = self._grouped(notifications, conn, now, groupable)
         links = self.action_links

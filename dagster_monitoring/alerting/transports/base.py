@@ -61,6 +61,12 @@ class Transport(Protocol):
         """Attempt delivery once."""
 
 
+def opens_tickets(transport: object | None) -> bool:
+    """A ticket receiver (Jira, ServiceNow: ``opens_tickets = True``): delivered to first, never
+    grouped, and the only kind whose tickets an incident remembers."""
+    return bool(getattr(transport, "opens_tickets", False))
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
     if not value:
